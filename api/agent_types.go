@@ -1,0 +1,59 @@
+package api
+
+import "time"
+
+// Agent-side instance states reported in GET /status.
+const (
+	InstanceRunning = "running"
+	InstanceExited  = "exited"
+	InstanceFailed  = "failed" // could not start
+	InstanceStopped = "stopped"
+)
+
+// AgentStatus is the answer to GET /status on an agent.
+type AgentStatus struct {
+	NodeID      string          `json:"node_id"`
+	CPUUsage    float64         `json:"cpu_usage"`
+	MemoryUsage float64         `json:"memory_usage"`
+	Workloads   []AgentWorkload `json:"workloads"`
+}
+
+// AgentWorkload is one workload instance as an agent sees it.
+type AgentWorkload struct {
+	ID         string     `json:"id"`
+	PID        int        `json:"pid"`
+	State      string     `json:"state"`
+	StartedAt  time.Time  `json:"started_at"`
+	ExitCode   *int       `json:"exit_code"`
+	Generation uint64     `json:"generation"`
+	Error      string     `json:"error,omitempty"`
+	ExitedAt   *time.Time `json:"exited_at,omitempty"`
+}
+
+// StartRequest is the body of POST /workloads on an agent. Term is the
+// leader's raft term and Generation the workload's placement generation; the
+// agent refuses a call older than one it has already obeyed.
+type StartRequest struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Command    string            `json:"command"`
+	Args       []string          `json:"args"`
+	Env        map[string]string `json:"env"`
+	Generation uint64            `json:"generation"`
+	Term       uint64            `json:"term"`
+}
+
+// StartResponse is the answer to a start request.
+type StartResponse struct {
+	ID         string `json:"id"`
+	PID        int    `json:"pid"`
+	State      string `json:"state"`
+	Generation uint64 `json:"generation"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Query parameters carried by DELETE /workloads/{id} on an agent.
+const (
+	ParamTerm       = "term"
+	ParamGeneration = "generation"
+)

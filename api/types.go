@@ -1,0 +1,119 @@
+package api
+
+import "time"
+
+// Workload states, as stored in the desired state and shown by the API.
+const (
+	StatePending           = "pending"
+	StateRunning           = "running"
+	StateFailed            = "failed"
+	StatePermanentlyFailed = "permanently_failed"
+	StateStopped           = "stopped"
+)
+
+// Node statuses, as decided by the leader's health monitor.
+const (
+	NodeOnline   = "online"
+	NodeDegraded = "degraded"
+	NodeOffline  = "offline"
+)
+
+// Placement is one entry of a workload's placement history.
+type Placement struct {
+	Node       string    `json:"node"`
+	Generation uint64    `json:"generation"`
+	Term       uint64    `json:"term"`
+	At         time.Time `json:"at"`
+}
+
+// Workload is the desired state of one workload instance.
+type Workload struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Command    string            `json:"command"`
+	Args       []string          `json:"args"`
+	Env        map[string]string `json:"env,omitempty"`
+	Node       string            `json:"node"`
+	State      string            `json:"state"`
+	Attempts   int               `json:"attempts"`
+	Generation uint64            `json:"generation"`
+	PID        int               `json:"pid,omitempty"`
+	ExitCode   *int              `json:"exit_code,omitempty"`
+	Reason     string            `json:"reason,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+	UpdatedAt  time.Time         `json:"updated_at"`
+	History    []Placement       `json:"history,omitempty"`
+}
+
+// Node is a registered node agent.
+type Node struct {
+	ID           string    `json:"id"`
+	Address      string    `json:"address"`
+	Status       string    `json:"status"`
+	RegisteredAt time.Time `json:"registered_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// SubmitRequest is the body of POST /workloads on the scheduler.
+type SubmitRequest struct {
+	Name    string            `json:"name"`
+	Command string            `json:"command"`
+	Args    []string          `json:"args"`
+	Env     map[string]string `json:"env"`
+	Count   *int              `json:"count"`
+}
+
+// SubmitResponse is the answer to POST /workloads.
+type SubmitResponse struct {
+	IDs []string `json:"ids"`
+}
+
+// WorkloadList is the answer to GET /workloads.
+type WorkloadList struct {
+	Workloads []Workload `json:"workloads"`
+}
+
+// NodeList is the answer to GET /nodes.
+type NodeList struct {
+	Nodes []Node `json:"nodes"`
+}
+
+// RegisterRequest is the body of POST /nodes, sent by an agent.
+type RegisterRequest struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+}
+
+// ReplicaInfo describes one scheduler replica.
+type ReplicaInfo struct {
+	ID    string `json:"id"`
+	HTTP  string `json:"http"`
+	Raft  string `json:"raft"`
+	State string `json:"state,omitempty"`
+	Voter bool   `json:"voter"`
+}
+
+// ClusterStatus is the answer to GET /cluster/status.
+type ClusterStatus struct {
+	Leader      ReplicaInfo   `json:"leader"`
+	Replicas    []ReplicaInfo `json:"replicas"`
+	Term        uint64        `json:"term"`
+	CommitIndex uint64        `json:"commit_index"`
+}
+
+// JoinRequest is the body of POST /cluster/join.
+type JoinRequest struct {
+	ID   string `json:"id"`
+	HTTP string `json:"http"`
+	Raft string `json:"raft"`
+}
+
+// RemoveRequest is the body of POST /cluster/remove.
+type RemoveRequest struct {
+	ID string `json:"id"`
+}
+
+// Error is the JSON body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+}
