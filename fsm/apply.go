@@ -1,0 +1,237 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// apply dispatches one decoded command to its apply function. It returns an
+// error for a command that cannot apply; the state is then unchanged.
+func (s *State) apply(c Command) error {
+	switch c := c.(type) {
+	case *SubmitWorkloads:
+		return s.applySubmit(c)
+	case *StopWorkload:
+		return s.applyStop(c)
+	case *RegisterNode:
+		return s.applyRegister(c)
+	case *SetNodeStatus:
+		return s.applyNodeStatus(c)
+	case *EnqueueRecovery:
+		return s.applyEnqueue(c)
+	case *PlaceWorkloads:
+		return s.applyPlace(c)
+	case *RecordOutcomes:
+		return s.applyOutcomes(c)
+	case *SetReplica:
+		return s.applySetReplica(c)
+	case *RemoveReplica:
+		return s.applyRemoveReplica(c)
+	case *LoadState:
+		return s.applyLoad(c)
+	default:
+		return fmt.Errorf("%w: unhandled command %T", ErrInvalid, c)
+	}
+}
+
+func (s *State) applySubmit(c *SubmitWorkloads) error {
+	seen := map[string]bool{}
+	for _, w := range c.Workloads {
+		if w.ID == "" || w.Command == "" {
+			return fmt.Errorf("%w: workload without id or command", ErrInvalid)
+		}
+		if _, ok := s.Workloads[w.ID]; ok || seen[w.ID] {
+			return fmt.Errorf("%w: workload %s already exists", ErrConflict, w.ID)
+		}
+		seen[w.ID] = true
+	}
+	for i := range c.Workloads {
+		w := CopyWorkload(&c.Workloads[i])
+		w.State = api.StatePending
+		w.Node = ""
+		w.Attempts = 0
+		w.Generation = 0
+		w.PID = 0
+		w.ExitCode = nil
+		w.History = nil
+		w.CreatedAt = c.At
+		w.UpdatedAt = c.At
+		s.Workloads[w.ID] = w
+	}
+	if c.Seq > s.LastSeq {
+		s.LastSeq = c.Seq
+	}
+	return nil
+}
+
+func (s *State) applyStop(c *StopWorkload) error {
+	w, ok := s.Workloads[c.ID]
+	if !ok {
+		return fmt.Errorf("%w: workload %s", ErrNotFound, c.ID)
+	}
+	w.State = api.StateStopped
+	w.Reason = "stopped by request"
+	w.UpdatedAt = c.At
+	s.dequeue(c.ID)
+	return nil
+}
+
+func (s *State) applyRegister(c *RegisterNode) error {
+	if c.ID == "" || c.Address == "" {
+		return fmt.Errorf("%w: node without id or address", ErrInvalid)
+	}
+	if n, ok := s.Nodes[c.ID]; ok {
+		n.Address = c.Address
+		n.UpdatedAt = c.At
+		return nil
+	}
+	s.Nodes[c.ID] = &api.Node{ID: c.ID, Address: c.Address, Status: api.NodeOnline, RegisteredAt: c.At, UpdatedAt: c.At}
+	return nil
+}
+
+func (s *State) applyNodeStatus(c *SetNodeStatus) error {
+	for _, ch := range c.Changes {
+		switch ch.Status {
+		case api.NodeOnline, api.NodeDegraded, api.NodeOffline:
+		default:
+			return fmt.Errorf("%w: node status %q", ErrInvalid, ch.Status)
+		}
+		if _, ok := s.Nodes[ch.ID]; !ok {
+			return fmt.Errorf("%w: node %s", ErrNotFound, ch.ID)
+		}
+	}
+	for _, ch := range c.Changes {
+		n := s.Nodes[ch.ID]
+		n.Status = ch.Status
+		n.UpdatedAt = c.At
+		if ch.Status == api.NodeOffline && ch.Evict {
+			s.evictNode(ch.ID, c.At)
+		}
+	}
+	return nil
+}
+
+// evictNode fails every live workload placed on the node and queues it.
+func (s *State) evictNode(node string, at time.Time) {
+	for _, id := range sortedKeys(s.Workloads) {
+		w := s.Workloads[id]
+		if w.Node != node || (w.State != api.StateRunning && w.State != api.StatePending) {
+			continue
+		}
+		reason := "node " + node + " offline"
+		w.State = api.StateFailed
+		w.Reason = reason
+		w.PID = 0
+		w.UpdatedAt = at
+		s.enqueue(id, at, reason)
+	}
+}
+
+func (s *State) applyEnqueue(c *EnqueueRecovery) error {
+	for _, r := range c.Requests {
+		w, ok := s.Workloads[r.ID]
+		if !ok || w.State == api.StateStopped || w.State == api.StatePermanentlyFailed {
+			continue
+		}
+		w.State = api.StateFailed
+		w.Reason = r.Reason
+		w.PID = 0
+		w.UpdatedAt = c.At
+		if r.CountAttempt {
+			w.Attempts++
+			if c.MaxAttempts > 0 && w.Attempts >= c.MaxAttempts {
+				s.failPermanently(w, c.At)
+				continue
+			}
+		}
+		s.enqueue(r.ID, c.At, r.Reason)
+	}
+	return nil
+}
+
+func (s *State) failPermanently(w *api.Workload, at time.Time) {
+	w.State = api.StatePermanentlyFailed
+	w.Reason = fmt.Sprintf("gave up after %d attempts: %s", w.Attempts, w.Reason)
+	w.PID = 0
+	w.UpdatedAt = at
+	s.dequeue(w.ID)
+}
+
+func (s *State) applyPlace(c *PlaceWorkloads) error {
+	for _, p := range c.Placements {
+		w, ok := s.Workloads[p.ID]
+		if !ok || w.State == api.StateStopped || w.State == api.StatePermanentlyFailed {
+			continue // stopped or removed meanwhile: the intent is void
+		}
+		if p.Generation <= w.Generation {
+			continue // a stale intent from an older decision
+		}
+		w.Node = p.Node
+		w.Generation = p.Generation
+		w.PID = 0
+		w.UpdatedAt = c.At
+		w.History = append(w.History, api.Placement{Node: p.Node, Generation: p.Generation, Term: p.Term, At: c.At})
+		if len(w.History) > MaxHistory {
+			w.History = append([]api.Placement(nil), w.History[len(w.History)-MaxHistory:]...)
+		}
+	}
+	return nil
+}
+
+func (s *State) applyOutcomes(c *RecordOutcomes) error {
+	for _, o := range c.Outcomes {
+		w, ok := s.Workloads[o.ID]
+		if !ok || o.Generation != w.Generation || w.State == api.StateStopped || w.State == api.StatePermanentlyFailed {
+			continue // outcome of a superseded placement
+		}
+		w.UpdatedAt = c.At
+		if o.Running {
+			w.State = api.StateRunning
+			w.PID = o.PID
+			w.ExitCode = nil
+			w.Reason = ""
+			s.dequeue(o.ID)
+			continue
+		}
+		w.State = api.StateFailed
+		w.PID = 0
+		w.ExitCode = o.ExitCode
+		w.Reason = o.Reason
+		w.Attempts++
+		if c.MaxAttempts > 0 && w.Attempts >= c.MaxAttempts {
+			s.failPermanently(w, c.At)
+			continue
+		}
+		s.enqueue(o.ID, c.At, o.Reason)
+	}
+	return nil
+}
+
+func (s *State) applySetReplica(c *SetReplica) error {
+	if c.ID == "" || c.HTTP == "" {
+		return fmt.Errorf("%w: replica without id or address", ErrInvalid)
+	}
+	s.Replicas[c.ID] = c.HTTP
+	return nil
+}
+
+func (s *State) applyRemoveReplica(c *RemoveReplica) error {
+	delete(s.Replicas, c.ID)
+	return nil
+}
+
+func (s *State) applyLoad(c *LoadState) error {
+	if c.State == nil || c.State.Version != StateVersion {
+		return fmt.Errorf("%w: state of an unknown version", ErrInvalid)
+	}
+	n := c.State.Clone()
+	if err := n.validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	// Keep the replica addresses of the running cluster.
+	n.Replicas = s.Replicas
+	*s = *n
+	return nil
+}

@@ -1,0 +1,212 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// CommandType tags each log entry; one type per kind of change.
+type CommandType uint8
+
+// The command types. Their numbers are stored in the raft log: never reuse one.
+const (
+	CmdSubmitWorkloads CommandType = 1
+	CmdStopWorkload    CommandType = 2
+	CmdRegisterNode    CommandType = 3
+	CmdSetNodeStatus   CommandType = 4
+	CmdEnqueueRecovery CommandType = 5
+	CmdPlaceWorkloads  CommandType = 6
+	CmdRecordOutcomes  CommandType = 7
+	CmdSetReplica      CommandType = 8
+	CmdRemoveReplica   CommandType = 9
+	CmdLoadState       CommandType = 10
+)
+
+// Command is one typed change to the state.
+type Command interface {
+	Type() CommandType
+}
+
+// Errors returned by Apply; the API maps them to HTTP statuses.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid command")
+)
+
+// SubmitWorkloads adds new pending workloads. IDs and the time are chosen by
+// the leader and travel in the command.
+type SubmitWorkloads struct {
+	At        time.Time      `json:"at"`
+	Seq       uint64         `json:"seq"`
+	Workloads []api.Workload `json:"workloads"`
+}
+
+// StopWorkload marks a workload stopped.
+type StopWorkload struct {
+	At time.Time `json:"at"`
+	ID string    `json:"id"`
+}
+
+// RegisterNode adds a node or updates its address.
+type RegisterNode struct {
+	At      time.Time `json:"at"`
+	ID      string    `json:"id"`
+	Address string    `json:"address"`
+}
+
+// NodeStatusChange is one node's new status.
+type NodeStatusChange struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	// Evict, when the node goes offline, moves its workloads to the recovery queue.
+	Evict bool `json:"evict,omitempty"`
+}
+
+// SetNodeStatus records status changes decided by the leader's health monitor.
+type SetNodeStatus struct {
+	At      time.Time          `json:"at"`
+	Changes []NodeStatusChange `json:"changes"`
+}
+
+// RecoveryRequest names one workload to put in the recovery queue.
+type RecoveryRequest struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason"`
+	// CountAttempt counts a failed attempt (the workload exited by itself).
+	CountAttempt bool `json:"count_attempt,omitempty"`
+}
+
+// EnqueueRecovery marks workloads failed and queues them for recovery.
+type EnqueueRecovery struct {
+	At          time.Time         `json:"at"`
+	MaxAttempts int               `json:"max_attempts"`
+	Requests    []RecoveryRequest `json:"requests"`
+}
+
+// Placement is the leader's intent to run a workload on a node under a new
+// placement generation, recorded before the agent is called.
+type Placement struct {
+	ID         string `json:"id"`
+	Node       string `json:"node"`
+	Generation uint64 `json:"generation"`
+	Term       uint64 `json:"term"`
+}
+
+// PlaceWorkloads records placement intents.
+type PlaceWorkloads struct {
+	At         time.Time   `json:"at"`
+	Placements []Placement `json:"placements"`
+}
+
+// Outcome is the result of a start on an agent, or of a status seen there.
+type Outcome struct {
+	ID         string `json:"id"`
+	Generation uint64 `json:"generation"`
+	Running    bool   `json:"running"`
+	PID        int    `json:"pid,omitempty"`
+	ExitCode   *int   `json:"exit_code,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// RecordOutcomes records start outcomes. A failed outcome counts an attempt.
+type RecordOutcomes struct {
+	At          time.Time `json:"at"`
+	MaxAttempts int       `json:"max_attempts"`
+	Outcomes    []Outcome `json:"outcomes"`
+}
+
+// SetReplica records a replica's HTTP address.
+type SetReplica struct {
+	ID   string `json:"id"`
+	HTTP string `json:"http"`
+}
+
+// RemoveReplica forgets a replica's HTTP address.
+type RemoveReplica struct {
+	ID string `json:"id"`
+}
+
+// LoadState replaces the whole state (seeding a cluster from a state file).
+type LoadState struct {
+	State *State `json:"state"`
+}
+
+// Type implements Command.
+func (SubmitWorkloads) Type() CommandType { return CmdSubmitWorkloads }
+
+// Type implements Command.
+func (StopWorkload) Type() CommandType { return CmdStopWorkload }
+
+// Type implements Command.
+func (RegisterNode) Type() CommandType { return CmdRegisterNode }
+
+// Type implements Command.
+func (SetNodeStatus) Type() CommandType { return CmdSetNodeStatus }
+
+// Type implements Command.
+func (EnqueueRecovery) Type() CommandType { return CmdEnqueueRecovery }
+
+// Type implements Command.
+func (PlaceWorkloads) Type() CommandType { return CmdPlaceWorkloads }
+
+// Type implements Command.
+func (RecordOutcomes) Type() CommandType { return CmdRecordOutcomes }
+
+// Type implements Command.
+func (SetReplica) Type() CommandType { return CmdSetReplica }
+
+// Type implements Command.
+func (RemoveReplica) Type() CommandType { return CmdRemoveReplica }
+
+// Type implements Command.
+func (LoadState) Type() CommandType { return CmdLoadState }
+
+// Encode serialises a command as one type byte followed by its JSON.
+func Encode(c Command) ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{byte(c.Type())}, b...), nil
+}
+
+// Decode parses a log entry written by Encode.
+func Decode(data []byte) (Command, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty log entry", ErrInvalid)
+	}
+	var c Command
+	switch CommandType(data[0]) {
+	case CmdSubmitWorkloads:
+		c = &SubmitWorkloads{}
+	case CmdStopWorkload:
+		c = &StopWorkload{}
+	case CmdRegisterNode:
+		c = &RegisterNode{}
+	case CmdSetNodeStatus:
+		c = &SetNodeStatus{}
+	case CmdEnqueueRecovery:
+		c = &EnqueueRecovery{}
+	case CmdPlaceWorkloads:
+		c = &PlaceWorkloads{}
+	case CmdRecordOutcomes:
+		c = &RecordOutcomes{}
+	case CmdSetReplica:
+		c = &SetReplica{}
+	case CmdRemoveReplica:
+		c = &RemoveReplica{}
+	case CmdLoadState:
+		c = &LoadState{}
+	default:
+		return nil, fmt.Errorf("%w: unknown command type %d", ErrInvalid, data[0])
+	}
+	if err := json.Unmarshal(data[1:], c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,180 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// StateVersion is the version of the state-file JSON this build reads and writes.
+const StateVersion = 1
+
+// MaxHistory bounds the placement history kept per workload.
+const MaxHistory = 10
+
+// QueueEntry is one workload waiting in the recovery queue.
+type QueueEntry struct {
+	WorkloadID string    `json:"workload_id"`
+	Since      time.Time `json:"since"`
+	Reason     string    `json:"reason"`
+}
+
+// State is the whole replicated desired state; its JSON is the state file.
+type State struct {
+	Version       int                      `json:"version"`
+	LastSeq       uint64                   `json:"last_seq"`
+	Nodes         map[string]*api.Node     `json:"nodes"`
+	Workloads     map[string]*api.Workload `json:"workloads"`
+	RecoveryQueue []QueueEntry             `json:"recovery_queue"`
+	Replicas      map[string]string        `json:"replicas"`
+}
+
+// NewState returns an empty state of the current version.
+func NewState() *State {
+	return &State{
+		Version:       StateVersion,
+		Nodes:         map[string]*api.Node{},
+		Workloads:     map[string]*api.Workload{},
+		RecoveryQueue: []QueueEntry{},
+		Replicas:      map[string]string{},
+	}
+}
+
+// Marshal encodes the state as the state-file JSON (indented, keys sorted).
+func (s *State) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// ErrUnknownVersion is returned for a state file written by another version.
+var ErrUnknownVersion = errors.New("unknown state file version")
+
+// ParseState decodes and validates state-file JSON.
+func ParseState(b []byte) (*State, error) {
+	var probe struct {
+		Version *int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, fmt.Errorf("corrupt state file: %v", err)
+	}
+	if probe.Version == nil {
+		return nil, fmt.Errorf("corrupt state file: no version field")
+	}
+	if *probe.Version != StateVersion {
+		return nil, fmt.Errorf("%w %d (this build reads version %d)", ErrUnknownVersion, *probe.Version, StateVersion)
+	}
+	s := NewState()
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("corrupt state file: %v", err)
+	}
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("corrupt state file: %v", err)
+	}
+	return s, nil
+}
+
+func (s *State) validate() error {
+	if s.Nodes == nil {
+		s.Nodes = map[string]*api.Node{}
+	}
+	if s.Workloads == nil {
+		s.Workloads = map[string]*api.Workload{}
+	}
+	if s.Replicas == nil {
+		s.Replicas = map[string]string{}
+	}
+	if s.RecoveryQueue == nil {
+		s.RecoveryQueue = []QueueEntry{}
+	}
+	for k, n := range s.Nodes {
+		if n == nil || n.ID != k {
+			return fmt.Errorf("node %q: key and id differ", k)
+		}
+	}
+	for k, w := range s.Workloads {
+		if w == nil || w.ID != k {
+			return fmt.Errorf("workload %q: key and id differ", k)
+		}
+		if w.Command == "" {
+			return fmt.Errorf("workload %q: no command", k)
+		}
+	}
+	for _, q := range s.RecoveryQueue {
+		if _, ok := s.Workloads[q.WorkloadID]; !ok {
+			return fmt.Errorf("recovery queue names unknown workload %q", q.WorkloadID)
+		}
+	}
+	return nil
+}
+
+// Clone returns a deep copy of the state.
+func (s *State) Clone() *State {
+	c := &State{
+		Version:       s.Version,
+		LastSeq:       s.LastSeq,
+		Nodes:         make(map[string]*api.Node, len(s.Nodes)),
+		Workloads:     make(map[string]*api.Workload, len(s.Workloads)),
+		RecoveryQueue: append([]QueueEntry{}, s.RecoveryQueue...),
+		Replicas:      make(map[string]string, len(s.Replicas)),
+	}
+	for k, n := range s.Nodes {
+		nn := *n
+		c.Nodes[k] = &nn
+	}
+	for k, w := range s.Workloads {
+		c.Workloads[k] = CopyWorkload(w)
+	}
+	for k, v := range s.Replicas {
+		c.Replicas[k] = v
+	}
+	return c
+}
+
+// CopyWorkload returns a deep copy of w.
+func CopyWorkload(w *api.Workload) *api.Workload {
+	c := *w
+	c.Args = append([]string(nil), w.Args...)
+	if w.Env != nil {
+		c.Env = make(map[string]string, len(w.Env))
+		for k, v := range w.Env {
+			c.Env[k] = v
+		}
+	}
+	if w.ExitCode != nil {
+		e := *w.ExitCode
+		c.ExitCode = &e
+	}
+	c.History = append([]api.Placement(nil), w.History...)
+	return &c
+}
+
+func (s *State) inQueue(id string) bool {
+	for _, q := range s.RecoveryQueue {
+		if q.WorkloadID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *State) dequeue(id string) {
+	out := s.RecoveryQueue[:0]
+	for _, q := range s.RecoveryQueue {
+		if q.WorkloadID != id {
+			out = append(out, q)
+		}
+	}
+	s.RecoveryQueue = out
+}
+
+func (s *State) enqueue(id string, at time.Time, reason string) {
+	if !s.inQueue(id) {
+		s.RecoveryQueue = append(s.RecoveryQueue, QueueEntry{WorkloadID: id, Since: at, Reason: reason})
+	}
+}
