@@ -1,0 +1,208 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/fsm"
+)
+
+// selfInfo is the answer of GET /cluster/self: this replica's own view.
+type selfInfo struct {
+	ID          string `json:"id"`
+	State       string `json:"state"`
+	Term        uint64 `json:"term"`
+	CommitIndex uint64 `json:"commit_index"`
+	AppliedIdx  uint64 `json:"applied_index"`
+	Leader      string `json:"leader"`
+}
+
+func (r *Replica) self() selfInfo {
+	_, lid := r.raft.LeaderWithID()
+	return selfInfo{
+		ID: r.cfg.ID, State: stateName(r.raft.State()), Term: r.raft.CurrentTerm(),
+		CommitIndex: r.raft.CommitIndex(), AppliedIdx: r.raft.AppliedIndex(), Leader: string(lid),
+	}
+}
+
+func stateName(s raft.RaftState) string {
+	switch s {
+	case raft.Leader:
+		return "leader"
+	case raft.Follower:
+		return "follower"
+	case raft.Candidate:
+		return "candidate"
+	default:
+		return "shutdown"
+	}
+}
+
+func (r *Replica) handleClusterSelf(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	api.WriteJSON(w, http.StatusOK, r.self())
+}
+
+// handleClusterStatus answers with every replica of the raft configuration
+// and the state each one reports about itself.
+func (r *Replica) handleClusterStatus(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	var addrs map[string]string
+	r.fsm.Read(func(s *fsm.State) {
+		addrs = make(map[string]string, len(s.Replicas))
+		for k, v := range s.Replicas {
+			addrs[k] = v
+		}
+	})
+	servers := r.servers()
+	out := api.ClusterStatus{Term: r.raft.CurrentTerm(), CommitIndex: r.raft.CommitIndex(), Replicas: []api.ReplicaInfo{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		info := api.ReplicaInfo{ID: string(s.ID), HTTP: addrs[string(s.ID)], Raft: string(s.Address), Voter: s.Suffrage == raft.Voter}
+		if string(s.ID) == r.cfg.ID {
+			info.State = stateName(r.raft.State())
+		} else {
+			wg.Add(1)
+			go func(info api.ReplicaInfo) {
+				defer wg.Done()
+				info.State = r.remoteState(req.Context(), info.HTTP)
+				mu.Lock()
+				out.Replicas = append(out.Replicas, info)
+				mu.Unlock()
+			}(info)
+			continue
+		}
+		mu.Lock()
+		out.Replicas = append(out.Replicas, info)
+		mu.Unlock()
+	}
+	wg.Wait()
+	sort.Slice(out.Replicas, func(i, j int) bool { return out.Replicas[i].ID < out.Replicas[j].ID })
+	if addr, lid := r.raft.LeaderWithID(); lid != "" {
+		out.Leader = api.ReplicaInfo{ID: string(lid), HTTP: addrs[string(lid)], Raft: string(addr), State: "leader", Voter: true}
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+// remoteState asks another replica for its own raft state.
+func (r *Replica) remoteState(ctx context.Context, addr string) string {
+	if addr == "" {
+		return "unknown"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/cluster/self", nil)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return "unreachable"
+	}
+	defer resp.Body.Close()
+	var s selfInfo
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&s) != nil {
+		return "unreachable"
+	}
+	return s.State
+}
+
+// handleJoin adds a replica as a voter (leader only; followers forward).
+func (r *Replica) handleJoin(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	var j api.JoinRequest
+	if code, err := api.DecodeJSON(w, req, &j); err != nil {
+		api.WriteError(w, code, err.Error())
+		return
+	}
+	if j.ID == "" || j.Raft == "" || j.HTTP == "" {
+		api.WriteError(w, http.StatusBadRequest, "id, http and raft are required")
+		return
+	}
+	known := false
+	for _, s := range r.servers() {
+		switch {
+		case string(s.ID) == j.ID && string(s.Address) == j.Raft:
+			known = true
+		case string(s.ID) == j.ID || string(s.Address) == j.Raft:
+			// Same id at a new address, or a new id at an old address: replace it.
+			if err := r.raft.RemoveServer(s.ID, 0, applyTimeout).Error(); err != nil {
+				writeApplyError(w, wrapRaftErr(err))
+				return
+			}
+		}
+	}
+	if !known {
+		if err := r.raft.AddVoter(raft.ServerID(j.ID), raft.ServerAddress(j.Raft), 0, applyTimeout).Error(); err != nil {
+			writeApplyError(w, wrapRaftErr(err))
+			return
+		}
+		r.log.Info("replica joined", "id", j.ID, "raft", j.Raft, "http", j.HTTP)
+	}
+	if err := r.Apply(&fsm.SetReplica{ID: j.ID, HTTP: j.HTTP}); err != nil {
+		writeApplyError(w, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]string{"joined": j.ID})
+}
+
+// handleRemove removes a replica from the raft configuration.
+func (r *Replica) handleRemove(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	var rm api.RemoveRequest
+	if code, err := api.DecodeJSON(w, req, &rm); err != nil {
+		api.WriteError(w, code, err.Error())
+		return
+	}
+	if rm.ID == "" {
+		api.WriteError(w, http.StatusBadRequest, "id is required")
+		return
+	}
+	if rm.ID == r.cfg.ID {
+		api.WriteError(w, http.StatusConflict, "cannot remove the leader; stop it first (it hands leadership over) and remove it from the new leader")
+		return
+	}
+	if !containsServer(r.servers(), rm.ID) {
+		api.WriteError(w, http.StatusNotFound, "no replica "+rm.ID+" in the cluster")
+		return
+	}
+	if err := r.raft.RemoveServer(raft.ServerID(rm.ID), 0, applyTimeout).Error(); err != nil {
+		writeApplyError(w, wrapRaftErr(err))
+		return
+	}
+	if err := r.Apply(&fsm.RemoveReplica{ID: rm.ID}); err != nil {
+		writeApplyError(w, err)
+		return
+	}
+	r.log.Info("replica removed", "id", rm.ID)
+	api.WriteJSON(w, http.StatusOK, map[string]string{"removed": rm.ID})
+}
+
+func containsServer(servers []raft.Server, id string) bool {
+	for _, s := range servers {
+		if string(s.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
+func wrapRaftErr(err error) error {
+	if err == raft.ErrNotLeader || err == raft.ErrLeadershipLost {
+		return ErrNotLeader
+	}
+	return err
+}
+
+func (r *Replica) handleState(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	b, err := r.fsm.Export()
+	if err != nil {
+		api.WriteError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}

@@ -1,0 +1,250 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/fsm"
+)
+
+// MaxCount is the largest count of one submission.
+const MaxCount = 1000
+
+// validateSubmit checks a submission and returns the count it asks for.
+func validateSubmit(s *api.SubmitRequest) (int, error) {
+	s.Name = strings.TrimSpace(s.Name)
+	switch {
+	case s.Name == "":
+		return 0, fmt.Errorf("name is required")
+	case len(s.Name) > 253:
+		return 0, fmt.Errorf("name is longer than 253 characters")
+	case strings.TrimSpace(s.Command) == "":
+		return 0, fmt.Errorf("command is required")
+	}
+	for k := range s.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return 0, fmt.Errorf("env name %q is invalid", k)
+		}
+	}
+	count := 1
+	if s.Count != nil {
+		count = *s.Count
+	}
+	if count < 1 || count > MaxCount {
+		return 0, fmt.Errorf("count must be between 1 and %d, got %d", MaxCount, count)
+	}
+	return count, nil
+}
+
+func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	var s api.SubmitRequest
+	if code, err := api.DecodeJSON(w, req, &s); err != nil {
+		api.WriteError(w, code, err.Error())
+		return
+	}
+	count, err := validateSubmit(&s)
+	if err != nil {
+		api.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	now := time.Now().UTC()
+	last := r.seq.Add(uint64(count))
+	cmd := &fsm.SubmitWorkloads{At: now, Seq: last, Workloads: make([]api.Workload, count)}
+	ids := make([]string, count)
+	for i := range count {
+		ids[i] = fmt.Sprintf("workload_%d_%d", now.Unix(), last-uint64(count)+uint64(i)+1)
+		cmd.Workloads[i] = api.Workload{ID: ids[i], Name: s.Name, Command: s.Command, Args: s.Args, Env: s.Env}
+	}
+	if err := r.Apply(cmd); err != nil {
+		writeApplyError(w, err)
+		return
+	}
+	r.kickPlacement()
+	api.WriteJSON(w, http.StatusCreated, api.SubmitResponse{IDs: ids})
+}
+
+func (r *Replica) handleListWorkloads(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	q := req.URL.Query()
+	state, node := q.Get("state"), q.Get("node")
+	out := api.WorkloadList{Workloads: []api.Workload{}}
+	r.fsm.Read(func(s *fsm.State) {
+		for _, wl := range s.Workloads {
+			if (state == "" || wl.State == state) && (node == "" || wl.Node == node) {
+				c := fsm.CopyWorkload(wl)
+				c.History = nil
+				out.Workloads = append(out.Workloads, *c)
+			}
+		}
+	})
+	sort.Slice(out.Workloads, func(i, j int) bool {
+		a, b := out.Workloads[i], out.Workloads[j]
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
+		}
+		return lessID(a.ID, b.ID)
+	})
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+// lessID orders workload IDs by their numeric sequence when they share a prefix.
+func lessID(a, b string) bool {
+	ia, ea := strconv.Atoi(a[strings.LastIndexByte(a, '_')+1:])
+	ib, eb := strconv.Atoi(b[strings.LastIndexByte(b, '_')+1:])
+	if ea == nil && eb == nil && ia != ib {
+		return ia < ib
+	}
+	return a < b
+}
+
+func (r *Replica) workload(id string) (*api.Workload, bool) {
+	var out *api.Workload
+	r.fsm.Read(func(s *fsm.State) {
+		if wl, ok := s.Workloads[id]; ok {
+			out = fsm.CopyWorkload(wl)
+		}
+	})
+	return out, out != nil
+}
+
+func (r *Replica) handleGetWorkload(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) {
+	wl, ok := r.workload(ps.ByName("id"))
+	if !ok {
+		api.WriteError(w, http.StatusNotFound, "no workload "+ps.ByName("id"))
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, wl)
+}
+
+// handleStopWorkload records the stop through raft, then stops the instance
+// on its agent (the reconciliation stops it later if the agent is unreachable now).
+func (r *Replica) handleStopWorkload(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+	id := ps.ByName("id")
+	before, ok := r.workload(id)
+	if !ok {
+		api.WriteError(w, http.StatusNotFound, "no workload "+id)
+		return
+	}
+	if err := r.Apply(&fsm.StopWorkload{At: time.Now().UTC(), ID: id}); err != nil {
+		writeApplyError(w, err)
+		return
+	}
+	if before.Node != "" && before.State != api.StateStopped {
+		if err := r.stopOnAgent(req.Context(), before); err != nil {
+			r.log.Warn("stopping workload on its agent failed; reconciliation will retry", "workload", id, "node", before.Node, "error", err)
+		}
+	}
+	after, _ := r.workload(id)
+	api.WriteJSON(w, http.StatusOK, after)
+}
+
+// stopOnAgent stops a workload instance on the node it was placed on.
+func (r *Replica) stopOnAgent(ctx context.Context, wl *api.Workload) error {
+	addr := r.nodeAddr(wl.Node)
+	if addr == "" {
+		return fmt.Errorf("node %s unknown", wl.Node)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := r.agents.Stop(ctx, addr, wl.ID, r.raft.CurrentTerm(), wl.Generation)
+	if ae, ok := err.(*api.AgentError); ok && ae.Status == http.StatusNotFound {
+		return nil
+	}
+	return err
+}
+
+func (r *Replica) nodeAddr(id string) (addr string) {
+	r.fsm.Read(func(s *fsm.State) {
+		if n, ok := s.Nodes[id]; ok {
+			addr = n.Address
+		}
+	})
+	return addr
+}
+
+func (r *Replica) handleLogs(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+	id := ps.ByName("id")
+	tail := 100
+	if t := req.URL.Query().Get("tail"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 1 || n > 10000 {
+			api.WriteError(w, http.StatusBadRequest, "tail must be a number between 1 and 10000")
+			return
+		}
+		tail = n
+	}
+	wl, ok := r.workload(id)
+	if !ok {
+		api.WriteError(w, http.StatusNotFound, "no workload "+id)
+		return
+	}
+	if wl.Node == "" {
+		api.WriteError(w, http.StatusConflict, "workload "+id+" has not been placed on a node yet")
+		return
+	}
+	addr := r.nodeAddr(wl.Node)
+	ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
+	defer cancel()
+	b, err := r.agents.Logs(ctx, addr, id, tail)
+	if err != nil {
+		if ae, ok := err.(*api.AgentError); ok && ae.Status == http.StatusNotFound {
+			api.WriteError(w, http.StatusNotFound, "node "+wl.Node+" has no output for "+id)
+			return
+		}
+		api.WriteError(w, http.StatusBadGateway, "fetching logs from node "+wl.Node+": "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+func (r *Replica) handleRegisterNode(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	var n api.RegisterRequest
+	if code, err := api.DecodeJSON(w, req, &n); err != nil {
+		api.WriteError(w, code, err.Error())
+		return
+	}
+	if n.ID == "" || n.Address == "" {
+		api.WriteError(w, http.StatusBadRequest, "id and address are required")
+		return
+	}
+	if _, _, err := net.SplitHostPort(n.Address); err != nil {
+		api.WriteError(w, http.StatusBadRequest, "address must be host:port: "+err.Error())
+		return
+	}
+	if err := r.Apply(&fsm.RegisterNode{At: time.Now().UTC(), ID: n.ID, Address: n.Address}); err != nil {
+		writeApplyError(w, err)
+		return
+	}
+	r.log.Info("node registered", "node", n.ID, "address", n.Address)
+	r.kickPlacement()
+	api.WriteJSON(w, http.StatusCreated, map[string]string{"registered": n.ID})
+}
+
+func (r *Replica) handleListNodes(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	out := api.NodeList{Nodes: []api.Node{}}
+	r.fsm.Read(func(s *fsm.State) {
+		for _, id := range sortedIDs(s.Nodes) {
+			out.Nodes = append(out.Nodes, *s.Nodes[id])
+		}
+	})
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+func sortedIDs[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// client is the CLI's connection to the cluster: a list of replica
+// addresses tried in turn.
+type client struct {
+	addrs   []string
+	http    *http.Client
+	json    bool
+	retry   time.Duration
+	timeout time.Duration
+}
+
+// clientFlags adds the flags every client command shares.
+type clientFlags struct {
+	addr    *string
+	token   *string
+	json    *bool
+	timeout *time.Duration
+}
+
+func addClientFlags(fs *flag.FlagSet) clientFlags {
+	def := os.Getenv("SCHEDULER_ADDR")
+	if def == "" {
+		def = "127.0.0.1:7001"
+	}
+	return clientFlags{
+		addr:    fs.String("addr", def, "comma-separated replica HTTP addresses, tried in turn ($SCHEDULER_ADDR)"),
+		token:   fs.String("token", os.Getenv("SCHEDULER_TOKEN"), "cluster token ($SCHEDULER_TOKEN)"),
+		json:    fs.Bool("json", false, "print JSON"),
+		timeout: fs.Duration("timeout", 30*time.Second, "give up after this long (retrying while no leader is elected)"),
+	}
+}
+
+func (f clientFlags) client() *client {
+	return &client{addrs: splitList(*f.addr), http: api.NewHTTPClient(*f.token, *f.timeout), json: *f.json, timeout: *f.timeout}
+}
+
+// httpError is a non-2xx answer.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// do calls the API: it tries each address in turn, moving on when one is
+// unreachable or has no leader, and retries for up to the timeout while the
+// cluster elects a leader. out may be nil, or *[]byte for the raw body.
+func (c *client) do(method, path string, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(c.timeout)
+	var lastErr error
+	for {
+		for _, addr := range c.addrs {
+			err := c.once(addr, method, path, body, out)
+			if err == nil {
+				return nil
+			}
+			var he *httpError
+			if errors.As(err, &he) && he.status != http.StatusServiceUnavailable {
+				return err
+			}
+			lastErr = err
+		}
+		if time.Now().Add(300 * time.Millisecond).After(deadline) {
+			return lastErr
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func (c *client) once(addr, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://"+addr+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", addr, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e api.Error
+		msg := resp.Status
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			msg += " (set --token or SCHEDULER_TOKEN)"
+		}
+		return &httpError{status: resp.StatusCode, msg: fmt.Sprintf("%s: %s", addr, msg)}
+	}
+	switch o := out.(type) {
+	case nil:
+	case *[]byte:
+		*o = b
+	default:
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s: decoding answer: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+// printJSON prints v indented.
+func printJSON(v any) {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// fail prints an error and returns the failure exit code.
+func fail(cmd string, err error) int {
+	fmt.Fprintf(os.Stderr, "scheduler %s: %v\n", cmd, err)
+	return exitFail
+}
+
+// parse parses a command's flags; it returns ok=false and the exit code on
+// a usage error or -h.
+func parse(fs *flag.FlagSet, args []string, usageLine string, nargs int) (int, bool) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: scheduler %s\n\nFlags:\n", usageLine)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if nargs >= 0 && fs.NArg() != nargs {
+		fmt.Fprintf(os.Stderr, "scheduler: wrong number of arguments\n")
+		fs.Usage()
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/cluster"
+	"github.com/micro-orchestrator/mo/fsm"
+)
+
+func runCluster(args []string) int {
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	cf := addClientFlags(fs)
+	if code, ok := parse(fs, args, "cluster", 0); !ok {
+		return code
+	}
+	var st api.ClusterStatus
+	c := cf.client()
+	if err := c.do("GET", "/cluster/status", nil, &st); err != nil {
+		return fail("cluster", err)
+	}
+	if c.json {
+		printJSON(st)
+		return exitOK
+	}
+	fmt.Printf("Leader: %s (%s)   Term: %d   Commit index: %d\n\n", dash(st.Leader.ID), dash(st.Leader.HTTP), st.Term, st.CommitIndex)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHTTP\tRAFT\tSTATE\tVOTER")
+	for _, r := range st.Replicas {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", r.ID, dash(r.HTTP), r.Raft, r.State, r.Voter)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func runBackup(args []string) int {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	cf := addClientFlags(fs)
+	if code, ok := parse(fs, args, "backup FILE", 1); !ok {
+		return code
+	}
+	var b []byte
+	if err := cf.client().do("GET", "/state", nil, &b); err != nil {
+		return fail("backup", err)
+	}
+	st, err := fsm.ParseState(b)
+	if err != nil {
+		return fail("backup", errors.New("the cluster answered a state this build cannot read: "+err.Error()))
+	}
+	path := fs.Arg(0)
+	if err := cluster.WriteFileAtomic(path, b); err != nil {
+		return fail("backup", err)
+	}
+	abs, _ := filepath.Abs(path)
+	fmt.Printf("saved %d workloads and %d nodes to %s\n", len(st.Workloads), len(st.Nodes), abs)
+	return exitOK
+}
