@@ -1,0 +1,370 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mo-integration-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	for _, name := range []string{"scheduler", "agent"} {
+		if _, err := os.Stat(filepath.Join("..", "cmd", name, "main.go")); err != nil {
+			continue
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../cmd/"+name).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// proc is one started process, killed by PID when the test ends.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func startProc(t testing.TB, name, logPath string, bin string, args ...string) *proc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, bin), args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// kill sends SIGKILL to the process (and its group) and waits for it.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// term sends SIGTERM and waits up to d for a clean exit, then kills.
+func (p *proc) term(d time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		p.kill()
+		return fmt.Errorf("%s did not exit within %s after SIGTERM", p.name, d)
+	}
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// client is a small JSON client of the scheduler or agent API.
+type client struct {
+	http  *http.Client
+	token string
+}
+
+func newClient(token string) *client {
+	return &client{http: &http.Client{Timeout: 20 * time.Second}, token: token}
+}
+
+// call makes a request and returns the status and body.
+func (c *client) call(method, address, path string, body any) (int, []byte, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, "http://"+address+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// getJSON GETs path and decodes a 200 answer into out.
+func (c *client) getJSON(address, path string, out any) error {
+	code, b, err := c.call("GET", address, path, nil)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("GET %s%s: %d %s", address, path, code, b)
+	}
+	return json.Unmarshal(b, out)
+}
+
+// replica is one scheduler process of a test cluster.
+type replica struct {
+	id, http, raft, data string
+	proc                 *proc
+}
+
+// testCluster is a set of scheduler replicas and agents for one test.
+type testCluster struct {
+	t        testing.TB
+	dir      string
+	token    string
+	replicas []*replica
+	agents   []*agentProc
+	c        *client
+	extra    []string // extra flags for every replica
+	mu       sync.Mutex
+}
+
+// agentProc is one agent process.
+type agentProc struct {
+	id, listen, data string
+	proc             *proc
+}
+
+func newTestCluster(t testing.TB, extra ...string) *testCluster {
+	dir := t.TempDir()
+	return &testCluster{t: t, dir: dir, token: "test-token-" + strconv.Itoa(os.Getpid()), c: newClient("test-token-" + strconv.Itoa(os.Getpid())), extra: extra}
+}
+
+// startReplicas starts n replicas (the first bootstraps, the others join)
+// and waits until all are voters under one leader.
+func (tc *testCluster) startReplicas(n int) {
+	tc.t.Helper()
+	for i := 1; i <= n; i++ {
+		tc.replicas = append(tc.replicas, &replica{
+			id: "s" + strconv.Itoa(i), http: addr(freePort(tc.t)), raft: addr(freePort(tc.t)),
+			data: filepath.Join(tc.dir, "s"+strconv.Itoa(i)),
+		})
+	}
+	for i, r := range tc.replicas {
+		var flags []string
+		if i == 0 {
+			flags = []string{"--bootstrap"}
+		} else {
+			flags = []string{"--join", strings.Join(tc.httpAddrs(), ",")}
+		}
+		tc.startReplica(r, flags...)
+	}
+	tc.waitMembers(n)
+}
+
+func (tc *testCluster) httpAddrs() []string {
+	var out []string
+	for _, r := range tc.replicas {
+		out = append(out, r.http)
+	}
+	return out
+}
+
+// startReplica starts (or restarts) one replica's process.
+func (tc *testCluster) startReplica(r *replica, flags ...string) {
+	args := append([]string{"serve", "--id", r.id, "--http", r.http, "--raft", r.raft, "--data", r.data, "--token", tc.token, "--log-level", "debug"}, flags...)
+	args = append(args, tc.extra...)
+	r.proc = startProc(tc.t, r.id, filepath.Join(tc.dir, r.id+".log"), "scheduler", args...)
+}
+
+// status returns a replica's view of the cluster.
+func (tc *testCluster) status(address string) (api.ClusterStatus, error) {
+	var st api.ClusterStatus
+	err := tc.c.getJSON(address, "/cluster/status", &st)
+	return st, err
+}
+
+// waitMembers waits until a leader reports n voters and each has its HTTP address.
+func (tc *testCluster) waitMembers(n int) {
+	tc.t.Helper()
+	waitFor(tc.t, 30*time.Second, fmt.Sprintf("%d voters with a leader", n), func() bool {
+		for _, r := range tc.replicas {
+			if r.proc == nil || !r.proc.alive() {
+				continue
+			}
+			st, err := tc.status(r.http)
+			if err != nil || st.Leader.ID == "" {
+				continue
+			}
+			voters := 0
+			for _, x := range st.Replicas {
+				if x.Voter && x.HTTP != "" {
+					voters++
+				}
+			}
+			return voters == n
+		}
+		return false
+	})
+}
+
+// leader returns the replica that leads now, waiting for one.
+func (tc *testCluster) leader() *replica {
+	tc.t.Helper()
+	var out *replica
+	waitFor(tc.t, 30*time.Second, "a leader", func() bool {
+		for _, r := range tc.replicas {
+			if r.proc == nil || !r.proc.alive() {
+				continue
+			}
+			var s struct {
+				State string `json:"state"`
+			}
+			if tc.c.getJSON(r.http, "/cluster/self", &s) == nil && s.State == "leader" {
+				out = r
+				return true
+			}
+		}
+		return false
+	})
+	return out
+}
+
+// followers returns the live replicas other than the leader.
+func (tc *testCluster) followers() []*replica {
+	l := tc.leader()
+	var out []*replica
+	for _, r := range tc.replicas {
+		if r != l && r.proc != nil && r.proc.alive() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// cli runs the scheduler CLI and returns its stdout, stderr and exit code.
+func (tc *testCluster) cli(args ...string) (string, string, int) {
+	cmd := exec.Command(filepath.Join(binDir, "scheduler"), args...)
+	cmd.Env = append(os.Environ(), "SCHEDULER_TOKEN="+tc.token, "SCHEDULER_ADDR="+strings.Join(tc.httpAddrs(), ","))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		tc.t.Fatalf("running CLI: %v", err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// submit posts a workload through the given replica and returns its IDs.
+func (tc *testCluster) submit(address string, req api.SubmitRequest) ([]string, error) {
+	code, b, err := tc.c.call("POST", address, "/workloads", req)
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusCreated {
+		return nil, fmt.Errorf("submit: %d %s", code, b)
+	}
+	var resp api.SubmitResponse
+	err = json.Unmarshal(b, &resp)
+	return resp.IDs, err
+}
+
+// stateOf returns a replica's own copy of the state (stale read).
+func (tc *testCluster) stateOf(address string) (map[string]any, error) {
+	var st map[string]any
+	err := tc.c.getJSON(address, "/state?stale=true", &st)
+	return st, err
+}
+
+// dumpLogs prints the process logs when a test failed.
+func (tc *testCluster) dumpLogs() {
+	if !tc.t.Failed() {
+		return
+	}
+	entries, _ := filepath.Glob(filepath.Join(tc.dir, "*.log"))
+	for _, e := range entries {
+		b, _ := os.ReadFile(e)
+		if len(b) > 6000 {
+			b = b[len(b)-6000:]
+		}
+		tc.t.Logf("==== %s (tail)\n%s", filepath.Base(e), b)
+	}
+}
