@@ -197,8 +197,16 @@ func (s *State) applyOutcomes(c *RecordOutcomes) error {
 		}
 		w.State = api.StateFailed
 		w.PID = 0
-		w.ExitCode = o.ExitCode
+		w.ExitCode = nil
+		if o.ExitCode != nil {
+			code := *o.ExitCode
+			w.ExitCode = &code
+		}
 		w.Reason = o.Reason
+		if o.Uncounted {
+			s.enqueue(o.ID, c.At, o.Reason)
+			continue
+		}
 		w.Attempts++
 		if c.MaxAttempts > 0 && w.Attempts >= c.MaxAttempts {
 			s.failPermanently(w, c.At)
@@ -226,10 +234,10 @@ func (s *State) applyLoad(c *LoadState) error {
 	if c.State == nil || c.State.Version != StateVersion {
 		return fmt.Errorf("%w: state of an unknown version", ErrInvalid)
 	}
-	n := c.State.Clone()
-	if err := n.validate(); err != nil {
+	if err := c.State.validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	n := c.State.Clone()
 	// Keep the replica addresses of the running cluster.
 	n.Replicas = s.Replicas
 	*s = *n

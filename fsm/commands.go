@@ -111,6 +111,9 @@ type Outcome struct {
 	PID        int    `json:"pid,omitempty"`
 	ExitCode   *int   `json:"exit_code,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+	// Uncounted, for a failure, re-queues the workload without counting an
+	// attempt (the leader abandoned the start, e.g. the node went away).
+	Uncounted bool `json:"uncounted,omitempty"`
 }
 
 // RecordOutcomes records start outcomes. A failed outcome counts an attempt.

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
 )
 
@@ -79,12 +78,12 @@ func TestSnapshotIsolatedFromLaterApplies(t *testing.T) {
 
 	// raft persists while Apply goes on: touch every kind of nested data.
 	mustApply(t, f,
-		place(30, w1, "n1", 3),                 // history append, node, generation
-		failed(31, w1, 3, 0, "boom"),           // exit code, attempts
-		running(32, w0, 1, 9),                  // queue dequeue in place
-		&fsm.StopWorkload{At: at(33), ID: w0},  // state
-		register(34, "n1", "127.0.0.1:9999"),   // node address
-		&fsm.RemoveReplica{ID: "s1"},           // replicas
+		place(30, w1, "n1", 3),                  // history append, node, generation
+		failed(31, w1, 3, 0, "boom"),            // exit code, attempts
+		running(32, w0, 1, 9),                   // queue dequeue in place
+		&fsm.StopWorkload{At: at(33), ID: w0},   // state
+		register(34, "n1", "127.0.0.1:9999"),    // node address
+		&fsm.RemoveReplica{ID: "s1"},            // replicas
 		submit(35, 99, "workload_1705311080_0"), // workloads map, last_seq
 	)
 	sink := &memSink{}
@@ -209,5 +208,4 @@ func TestCloneIsDeep(t *testing.T) {
 	if c.Workloads[w1].ExitCode == nil || *orig.Workloads[w1].ExitCode != 1 {
 		t.Fatalf("fixture lost its exit code")
 	}
-	_ = api.StateFailed
 }

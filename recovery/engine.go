@@ -1,0 +1,483 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/fsm"
+)
+
+// Store is the replicated state as the engine needs it.
+type Store interface {
+	Read(fn func(s *fsm.State))
+	Apply(c fsm.Command) error
+}
+
+// NodeView is the leader's latest health view of one node.
+type NodeView struct {
+	Status  string
+	CPU     float64
+	Checked bool
+}
+
+// HealthView answers the latest health view of a node.
+type HealthView interface {
+	NodeView(id string) (NodeView, bool)
+}
+
+// Agents makes the calls to node agents.
+type Agents interface {
+	Start(ctx context.Context, addr string, req api.StartRequest) (api.StartResponse, error)
+	Stop(ctx context.Context, addr, id string, term, generation uint64) error
+}
+
+// Config tunes the engine.
+type Config struct {
+	Term                uint64        // the leader's raft term, sent with every agent call
+	Interval            time.Duration // loop period (1s)
+	MaxAttempts         int           // attempts before permanently_failed (3)
+	CPULimit            float64       // a target must be below this CPU percent (80)
+	Concurrency         int           // agent calls in flight at once (64)
+	StartTimeout        time.Duration // one start call (10s)
+	MassFailureMinNodes int           // the mass-failure guard applies from this many nodes (5)
+	MassFailureFraction float64       // pause evictions when more than this fraction is offline (0.5)
+	Logger              hclog.Logger
+	// OnEvent, when set, is told of notable decisions (recovered, permanently
+	// failed, stray stopped, evictions paused); it must not block.
+	OnEvent func(kind, workload, node, msg string)
+}
+
+func (c *Config) defaults() {
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	if c.CPULimit <= 0 {
+		c.CPULimit = 80
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 64
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 10 * time.Second
+	}
+	if c.MassFailureMinNodes <= 0 {
+		c.MassFailureMinNodes = 5
+	}
+	if c.MassFailureFraction <= 0 {
+		c.MassFailureFraction = 0.5
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.OnEvent == nil {
+		c.OnEvent = func(string, string, string, string) {}
+	}
+}
+
+// observation is the latest status an agent reported.
+type observation struct {
+	status api.AgentStatus
+	at     time.Time
+}
+
+// Engine is the leader-only placement and recovery loop.
+type Engine struct {
+	cfg    Config
+	store  Store
+	health HealthView
+	agents Agents
+	log    hclog.Logger
+	kick   chan struct{}
+
+	mu         sync.Mutex
+	inflight   map[string]bool        // workloads whose start is under way
+	failedOn   map[string]string      // workload -> node its last start failed on
+	observed   map[string]observation // node -> latest status
+	dirty      map[string]bool        // nodes with an observation not yet reconciled
+	stopping   map[string]bool        // node/workload stops under way
+	stats      Stats
+	pausedNote bool
+
+	stopSem chan struct{}
+	wg      sync.WaitGroup
+}
+
+// Stats are the engine's counters since it started leading.
+type Stats struct {
+	Attempted       uint64
+	Succeeded       uint64
+	Failed          uint64
+	Permanent       uint64
+	StraysStopped   uint64
+	LastDurations   []float64 // seconds from queueing to running, newest last
+	EvictionsPaused bool
+}
+
+// New returns an engine; Run drives it while the replica leads.
+func New(cfg Config, store Store, health HealthView, agents Agents) *Engine {
+	cfg.defaults()
+	return &Engine{
+		cfg: cfg, store: store, health: health, agents: agents, log: cfg.Logger,
+		kick:     make(chan struct{}, 1),
+		inflight: map[string]bool{}, failedOn: map[string]string{},
+		observed: map[string]observation{}, dirty: map[string]bool{}, stopping: map[string]bool{},
+		stopSem: make(chan struct{}, cfg.Concurrency),
+	}
+}
+
+// Kick asks for a pass now (after a submission, a registration or a status change).
+func (e *Engine) Kick() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Observe takes an agent's status from a health check, for reconciliation.
+func (e *Engine) Observe(nodeID string, st api.AgentStatus) {
+	e.mu.Lock()
+	e.observed[nodeID] = observation{status: st, at: time.Now()}
+	e.dirty[nodeID] = true
+	e.mu.Unlock()
+	e.Kick()
+}
+
+// Stats returns a copy of the counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.stats
+	s.LastDurations = append([]float64(nil), e.stats.LastDurations...)
+	return s
+}
+
+// Run loops until ctx is cancelled (leadership lost), then waits for the
+// agent calls it started.
+func (e *Engine) Run(ctx context.Context) {
+	defer e.wg.Wait()
+	t := time.NewTicker(e.cfg.Interval)
+	defer t.Stop()
+	for {
+		e.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-e.kick:
+		}
+	}
+}
+
+// pass reconciles the reported statuses, evicts the workloads of offline
+// nodes, and places every workload that needs a node.
+func (e *Engine) pass(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	e.reconcile(ctx)
+	e.evictOffline()
+	e.place(ctx)
+}
+
+// AllowEvict is the mass-failure guard: a leader that suddenly sees most of
+// its nodes offline is more likely cut off itself, so it pauses evictions.
+func (e *Engine) AllowEvict(offline, total int) bool {
+	paused := total >= e.cfg.MassFailureMinNodes && float64(offline) > e.cfg.MassFailureFraction*float64(total)
+	e.mu.Lock()
+	was := e.stats.EvictionsPaused
+	e.stats.EvictionsPaused = paused
+	e.mu.Unlock()
+	if paused && !was {
+		e.log.Error("mass failure: most nodes offline at once; evictions paused (this leader may be the one cut off)", "offline", offline, "total", total)
+		e.cfg.OnEvent("evictions_paused", "", "", "most nodes offline at once; evictions paused")
+	} else if !paused && was {
+		e.log.Info("evictions resumed", "offline", offline, "total", total)
+		e.cfg.OnEvent("evictions_resumed", "", "", "evictions resumed")
+	}
+	return !paused
+}
+
+// evictOffline queues the live workloads still placed on offline nodes (the
+// health monitor normally does it with the status change; this catches the
+// rest: a paused guard that lifted, a change made by an earlier leader).
+func (e *Engine) evictOffline() {
+	var reqs []fsm.RecoveryRequest
+	var offline, total int
+	e.store.Read(func(s *fsm.State) {
+		total = len(s.Nodes)
+		for _, n := range s.Nodes {
+			if n.Status == api.NodeOffline {
+				offline++
+			}
+		}
+		if offline == 0 {
+			return
+		}
+		for _, id := range sortedKeys(s.Workloads) {
+			w := s.Workloads[id]
+			n, ok := s.Nodes[w.Node]
+			if w.Node == "" || (ok && n.Status != api.NodeOffline) || e.isInflight(id) {
+				continue
+			}
+			if w.State == api.StateRunning || w.State == api.StatePending {
+				reason := "node " + w.Node + " offline"
+				if !ok {
+					reason = "node " + w.Node + " is gone"
+				}
+				reqs = append(reqs, fsm.RecoveryRequest{ID: id, Reason: reason})
+			}
+		}
+	})
+	if len(reqs) == 0 || !e.AllowEvict(offline, total) {
+		return
+	}
+	if err := e.store.Apply(&fsm.EnqueueRecovery{At: time.Now().UTC(), MaxAttempts: e.cfg.MaxAttempts, Requests: reqs}); err != nil {
+		e.log.Warn("queueing workloads of offline nodes failed", "error", err)
+	}
+}
+
+func (e *Engine) isInflight(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.inflight[id]
+}
+
+// work is one workload to place.
+type work struct {
+	w     *api.Workload
+	since time.Time // when it entered the recovery queue; zero for a new one
+}
+
+// place picks nodes for every workload that needs one, records the intents
+// in one raft write, starts them concurrently, and records the outcomes in
+// one raft write.
+func (e *Engine) place(ctx context.Context) {
+	var todo []work
+	var cands []Candidate
+	var outcomes []fsm.Outcome // running instances found for an earlier leader's intent
+	e.mu.Lock()
+	observed := make(map[string]observation, len(e.observed))
+	for k, v := range e.observed {
+		observed[k] = v
+	}
+	e.mu.Unlock()
+	e.store.Read(func(s *fsm.State) {
+		queued := make(map[string]time.Time, len(s.RecoveryQueue))
+		for _, q := range s.RecoveryQueue {
+			queued[q.WorkloadID] = q.Since
+		}
+		assigned := map[string]int{}
+		for _, w := range s.Workloads {
+			if w.Node != "" && (w.State == api.StateRunning || w.State == api.StatePending) {
+				assigned[w.Node]++
+			}
+		}
+		for _, id := range sortedKeys(s.Nodes) {
+			n := s.Nodes[id]
+			if n.Status != api.NodeOnline {
+				continue
+			}
+			if v, ok := e.health.NodeView(id); ok && v.Checked && v.Status == api.NodeOnline && v.CPU < e.cfg.CPULimit {
+				cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id]})
+			}
+		}
+		for _, id := range sortedKeys(s.Workloads) {
+			w := s.Workloads[id]
+			if e.isInflight(id) {
+				continue
+			}
+			switch {
+			case w.State == api.StateFailed:
+				if since, ok := queued[id]; ok {
+					todo = append(todo, work{w: fsm.CopyWorkload(w), since: since})
+				}
+			case w.State == api.StatePending && w.Node == "":
+				todo = append(todo, work{w: fsm.CopyWorkload(w)})
+			case w.State == api.StatePending:
+				// An intent without an outcome, left by an earlier leader or a
+				// start abandoned half-way: look at what the node reports.
+				n, ok := s.Nodes[w.Node]
+				obs, seen := observed[w.Node]
+				switch {
+				case !ok || n.Status == api.NodeOffline:
+					todo = append(todo, work{w: fsm.CopyWorkload(w)})
+				case seen && obs.at.After(w.UpdatedAt):
+					if inst, ok := findInstance(obs.status, id); ok && inst.Generation == w.Generation && inst.State == api.InstanceRunning {
+						outcomes = append(outcomes, fsm.Outcome{ID: id, Generation: w.Generation, Running: true, PID: inst.PID})
+					} else {
+						todo = append(todo, work{w: fsm.CopyWorkload(w)})
+					}
+				}
+			}
+		}
+	})
+	if len(outcomes) > 0 {
+		if err := e.store.Apply(&fsm.RecordOutcomes{At: time.Now().UTC(), MaxAttempts: e.cfg.MaxAttempts, Outcomes: outcomes}); err != nil {
+			e.log.Warn("recording adopted instances failed", "error", err)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	if len(cands) == 0 {
+		e.log.Debug("no node fits; workloads wait", "waiting", len(todo))
+		return
+	}
+	sel := NewSelector(cands)
+	jobs := make([]job, 0, len(todo))
+	intents := make([]fsm.Placement, 0, len(todo))
+	e.mu.Lock()
+	for _, t := range todo {
+		avoid := map[string]bool{}
+		if n := e.failedOn[t.w.ID]; n != "" {
+			avoid[n] = true
+		}
+		node, _ := sel.Pick(avoid)
+		j := job{work: t, node: node, gen: t.w.Generation + 1}
+		jobs = append(jobs, j)
+		intents = append(intents, fsm.Placement{ID: t.w.ID, Node: node.ID, Generation: j.gen, Term: e.cfg.Term})
+		e.inflight[t.w.ID] = true
+	}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		for _, j := range jobs {
+			delete(e.inflight, j.w.ID)
+		}
+		e.mu.Unlock()
+	}()
+	if err := e.store.Apply(&fsm.PlaceWorkloads{At: time.Now().UTC(), Placements: intents}); err != nil {
+		e.log.Warn("recording placement intents failed", "error", err)
+		return
+	}
+
+	results := make([]fsm.Outcome, len(jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, e.cfg.Concurrency)
+	for i, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, j job) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i] = e.start(ctx, j.w, j.node, j.gen)
+		}(i, j)
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return // deposed: the next leader reconciles from the intents
+	}
+	var record []fsm.Outcome
+	for _, o := range results {
+		if o.ID != "" {
+			record = append(record, o)
+		}
+	}
+	if err := e.store.Apply(&fsm.RecordOutcomes{At: time.Now().UTC(), MaxAttempts: e.cfg.MaxAttempts, Outcomes: record}); err != nil {
+		e.log.Warn("recording start outcomes failed", "error", err)
+		return
+	}
+	e.account(jobs, results)
+}
+
+// job is one placement decided by a pass.
+type job struct {
+	work
+	node Candidate
+	gen  uint64
+}
+
+// start re-verifies the node and asks its agent to start the workload.
+// It returns the outcome to record, or a zero Outcome when there is nothing
+// to record (this leader was deposed).
+func (e *Engine) start(ctx context.Context, w *api.Workload, node Candidate, gen uint64) fsm.Outcome {
+	if v, ok := e.health.NodeView(node.ID); !ok || v.Status != api.NodeOnline || v.CPU >= e.cfg.CPULimit {
+		return fsm.Outcome{ID: w.ID, Generation: gen, Reason: "node " + node.ID + " no longer fits", Uncounted: true}
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.cfg.StartTimeout)
+	defer cancel()
+	resp, err := e.agents.Start(cctx, node.Address, api.StartRequest{
+		ID: w.ID, Name: w.Name, Command: w.Command, Args: w.Args, Env: w.Env, Generation: gen, Term: e.cfg.Term,
+	})
+	if err == nil {
+		e.mu.Lock()
+		delete(e.failedOn, w.ID)
+		e.mu.Unlock()
+		return fsm.Outcome{ID: w.ID, Generation: gen, Running: true, PID: resp.PID}
+	}
+	var ae *api.AgentError
+	if errors.As(err, &ae) && ae.Status == http.StatusConflict {
+		e.log.Warn("agent refused a start as stale; this leader may be deposed", "workload", w.ID, "node", node.ID, "error", err)
+		return fsm.Outcome{}
+	}
+	if ctx.Err() != nil {
+		return fsm.Outcome{}
+	}
+	e.mu.Lock()
+	e.failedOn[w.ID] = node.ID
+	e.mu.Unlock()
+	reason := "start on " + node.ID + " failed: " + err.Error()
+	if ae != nil && ae.Status == http.StatusUnprocessableEntity {
+		reason = "cannot start on " + node.ID + ": " + ae.Message
+	}
+	e.log.Warn("workload start failed", "workload", w.ID, "node", node.ID, "error", err)
+	return fsm.Outcome{ID: w.ID, Generation: gen, Reason: reason}
+}
+
+// account updates the counters after a round of starts.
+func (e *Engine) account(jobs []job, results []fsm.Outcome) {
+	now := time.Now()
+	var permanent []string
+	e.store.Read(func(s *fsm.State) {
+		for _, o := range results {
+			if o.ID == "" || o.Running {
+				continue
+			}
+			if w, ok := s.Workloads[o.ID]; ok && w.State == api.StatePermanentlyFailed {
+				permanent = append(permanent, o.ID)
+			}
+		}
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, o := range results {
+		if o.ID == "" {
+			continue
+		}
+		recovery := !jobs[i].since.IsZero()
+		node := jobs[i].node.ID
+		if recovery {
+			e.stats.Attempted++
+		}
+		if o.Running {
+			if recovery {
+				e.stats.Succeeded++
+				d := now.Sub(jobs[i].since).Seconds()
+				e.stats.LastDurations = append(e.stats.LastDurations, d)
+				if len(e.stats.LastDurations) > 20 {
+					e.stats.LastDurations = e.stats.LastDurations[1:]
+				}
+				e.log.Info("workload recovered", "workload", o.ID, "node", node, "seconds", d)
+				e.cfg.OnEvent("workload_recovered", o.ID, node, "running again on "+node)
+			}
+			continue
+		}
+		if recovery {
+			e.stats.Failed++
+		}
+	}
+	for _, id := range permanent {
+		e.stats.Permanent++
+		e.log.Error("workload permanently failed", "workload", id)
+		e.cfg.OnEvent("workload_permanently_failed", id, "", "gave up after the maximum attempts")
+	}
+}

@@ -1,0 +1,194 @@
+package recovery
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/fsm"
+)
+
+// missingGrace is how long after a desired-state change an instance may be
+// absent from an agent's report before it counts as lost (a report can be
+// older than the start that produced the instance).
+const missingGrace = 2 * time.Second
+
+// stray is an instance an agent runs that the desired state does not place there.
+type stray struct {
+	node, addr, id string
+	generation     uint64
+}
+
+// reconcile compares each newly reported agent status with the desired
+// state: strays are stopped, instances that exited are queued for a restart
+// (counting an attempt), and running instances whose start outcome was never
+// recorded are adopted.
+func (e *Engine) reconcile(ctx context.Context) {
+	e.mu.Lock()
+	var nodes []string
+	obs := map[string]observation{}
+	for n := range e.dirty {
+		nodes = append(nodes, n)
+		obs[n] = e.observed[n]
+	}
+	e.dirty = map[string]bool{}
+	e.mu.Unlock()
+	if len(nodes) == 0 {
+		return
+	}
+	sort.Strings(nodes)
+	var reqs []fsm.RecoveryRequest
+	var outcomes []fsm.Outcome
+	var strays []stray
+	e.store.Read(func(s *fsm.State) {
+		for _, nodeID := range nodes {
+			n, ok := s.Nodes[nodeID]
+			if !ok {
+				continue
+			}
+			o := obs[nodeID]
+			seen := map[string]bool{}
+			for _, inst := range o.status.Workloads {
+				seen[inst.ID] = true
+				w := s.Workloads[inst.ID]
+				here := w != nil && w.Node == nodeID && w.Generation == inst.Generation &&
+					w.State != api.StateStopped && w.State != api.StatePermanentlyFailed
+				if !here {
+					if inst.State == api.InstanceRunning {
+						gen := inst.Generation
+						if w != nil && w.Generation > gen {
+							gen = w.Generation
+						}
+						strays = append(strays, stray{node: nodeID, addr: n.Address, id: inst.ID, generation: gen})
+					}
+					continue
+				}
+				if n.Status == api.NodeOffline || e.isInflight(inst.ID) {
+					continue // its workloads are being moved, or a start is under way
+				}
+				switch inst.State {
+				case api.InstanceRunning:
+					if w.State != api.StateRunning {
+						outcomes = append(outcomes, fsm.Outcome{ID: w.ID, Generation: w.Generation, Running: true, PID: inst.PID})
+					}
+				case api.InstanceExited, api.InstanceFailed:
+					if w.State == api.StateRunning {
+						reqs = append(reqs, fsm.RecoveryRequest{ID: w.ID, Reason: exitReason(inst, nodeID), CountAttempt: true})
+					}
+				}
+			}
+			if n.Status == api.NodeOffline {
+				continue
+			}
+			for _, id := range sortedKeys(s.Workloads) {
+				w := s.Workloads[id]
+				if w.Node == nodeID && w.State == api.StateRunning && !seen[id] && !e.isInflight(id) && w.UpdatedAt.Before(o.at.Add(-missingGrace)) {
+					reqs = append(reqs, fsm.RecoveryRequest{ID: id, Reason: "instance no longer on node " + nodeID})
+				}
+			}
+		}
+	})
+	now := time.Now().UTC()
+	if len(outcomes) > 0 {
+		if err := e.store.Apply(&fsm.RecordOutcomes{At: now, MaxAttempts: e.cfg.MaxAttempts, Outcomes: outcomes}); err != nil {
+			e.log.Warn("recording reported instances failed", "error", err)
+		}
+	}
+	if len(reqs) > 0 {
+		for _, r := range reqs {
+			e.log.Info("workload no longer running; queued for restart", "workload", r.ID, "reason", r.Reason)
+			e.cfg.OnEvent("workload_failed", r.ID, "", r.Reason)
+		}
+		if err := e.store.Apply(&fsm.EnqueueRecovery{At: now, MaxAttempts: e.cfg.MaxAttempts, Requests: reqs}); err != nil {
+			e.log.Warn("queueing exited workloads failed", "error", err)
+		}
+		e.notePermanent(reqs)
+	}
+	for _, st := range strays {
+		e.stopStray(ctx, st)
+	}
+}
+
+// notePermanent counts and reports workloads that just became permanently failed.
+func (e *Engine) notePermanent(reqs []fsm.RecoveryRequest) {
+	var ids []string
+	e.store.Read(func(s *fsm.State) {
+		for _, r := range reqs {
+			if w, ok := s.Workloads[r.ID]; ok && w.State == api.StatePermanentlyFailed {
+				ids = append(ids, r.ID)
+			}
+		}
+	})
+	e.mu.Lock()
+	e.stats.Permanent += uint64(len(ids))
+	e.mu.Unlock()
+	for _, id := range ids {
+		e.log.Error("workload permanently failed", "workload", id)
+		e.cfg.OnEvent("workload_permanently_failed", id, "", "gave up after the maximum attempts")
+	}
+}
+
+func exitReason(inst api.AgentWorkload, node string) string {
+	if inst.Error != "" {
+		return "failed on " + node + ": " + inst.Error
+	}
+	if inst.ExitCode != nil {
+		return fmt.Sprintf("exited with code %d on %s", *inst.ExitCode, node)
+	}
+	return "exited on " + node
+}
+
+// stopStray stops an instance the desired state does not place on its node,
+// in the background, once at a time per instance.
+func (e *Engine) stopStray(ctx context.Context, st stray) {
+	key := st.node + "/" + st.id
+	e.mu.Lock()
+	if e.stopping[key] {
+		e.mu.Unlock()
+		return
+	}
+	e.stopping[key] = true
+	e.mu.Unlock()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer func() { e.mu.Lock(); delete(e.stopping, key); e.mu.Unlock() }()
+		select {
+		case e.stopSem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-e.stopSem }()
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := e.agents.Stop(cctx, st.addr, st.id, e.cfg.Term, st.generation); err != nil {
+			e.log.Warn("stopping a stray instance failed; will retry on the next report", "workload", st.id, "node", st.node, "error", err)
+			return
+		}
+		e.mu.Lock()
+		e.stats.StraysStopped++
+		e.mu.Unlock()
+		e.log.Info("stray instance stopped", "workload", st.id, "node", st.node)
+		e.cfg.OnEvent("stray_stopped", st.id, st.node, "stopped an instance the desired state no longer places on "+st.node)
+	}()
+}
+
+func findInstance(st api.AgentStatus, id string) (api.AgentWorkload, bool) {
+	for _, w := range st.Workloads {
+		if w.ID == id {
+			return w, true
+		}
+	}
+	return api.AgentWorkload{}, false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

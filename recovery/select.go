@@ -1,0 +1,68 @@
+package recovery
+
+import (
+	"math"
+	"sort"
+)
+
+// Candidate is a node that may take a workload.
+type Candidate struct {
+	ID       string
+	Address  string
+	CPU      float64
+	Assigned int // workloads the desired state already places there
+}
+
+// cpuBand is the width of the CPU bands within which nodes count as equally
+// loaded, so that a burst spreads by workload count instead of piling onto
+// the node whose last CPU sample happened to be a little lower.
+const cpuBand = 10.0
+
+// Selector picks target nodes: lowest CPU first, then fewest workloads, and
+// it counts its own picks so that a burst spreads over the nodes.
+type Selector struct {
+	nodes []*Candidate
+}
+
+// NewSelector returns a selector over the given candidates (online and below
+// the CPU limit).
+func NewSelector(cands []Candidate) *Selector {
+	s := &Selector{}
+	for i := range cands {
+		c := cands[i]
+		s.nodes = append(s.nodes, &c)
+	}
+	return s
+}
+
+// Pick returns the best node that is not in avoid, and counts the pick.
+func (s *Selector) Pick(avoid map[string]bool) (Candidate, bool) {
+	var pool []*Candidate
+	for _, n := range s.nodes {
+		if !avoid[n.ID] {
+			pool = append(pool, n)
+		}
+	}
+	if len(pool) == 0 {
+		pool = s.nodes // retry on a node tried before rather than not at all
+	}
+	if len(pool) == 0 {
+		return Candidate{}, false
+	}
+	sort.Slice(pool, func(i, j int) bool {
+		a, b := pool[i], pool[j]
+		ba, bb := math.Floor(a.CPU/cpuBand), math.Floor(b.CPU/cpuBand)
+		if ba != bb {
+			return ba < bb
+		}
+		if a.Assigned != b.Assigned {
+			return a.Assigned < b.Assigned
+		}
+		return a.ID < b.ID
+	})
+	pool[0].Assigned++
+	return *pool[0], true
+}
+
+// Len is the number of candidate nodes.
+func (s *Selector) Len() int { return len(s.nodes) }
