@@ -6,14 +6,18 @@ import (
 	"time"
 
 	"github.com/micro-orchestrator/mo/fsm"
+	"github.com/micro-orchestrator/mo/health"
+	"github.com/micro-orchestrator/mo/recovery"
 )
 
 // leaderState is what exists only while this replica leads: the context of
 // the leader-only loops and the handles the API needs to reach them.
 type leaderState struct {
-	term   uint64
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	term     uint64
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	health   *health.Monitor
+	recovery *recovery.Engine
 }
 
 // watchLeadership follows raft's leadership notifications: on gaining

@@ -2,15 +2,97 @@ package cluster
 
 import (
 	"context"
+	"time"
 
-	"github.com/julienschmidt/httprouter"
+	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/fsm"
+	"github.com/micro-orchestrator/mo/health"
+	"github.com/micro-orchestrator/mo/recovery"
 )
 
-// startLeaderLoops starts the leader-only loops under ctx.
-func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {}
+// startLeaderLoops starts the health monitor and the recovery engine under
+// ctx, which is cancelled the moment leadership is lost.
+func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
+	hc := r.cfg.Health
+	var mon *health.Monitor
+	eng := recovery.New(recovery.Config{
+		Term:        ls.term,
+		Interval:    r.cfg.Recovery.Interval,
+		MaxAttempts: r.cfg.Recovery.MaxAttempts,
+		CPULimit:    r.cfg.Recovery.CPULimit,
+		Logger:      r.log.Named("recovery"),
+	}, r, healthView{get: func(id string) (health.NodeHealth, bool) { return mon.NodeHealth(id) }}, r.agents)
+	mon = health.New(health.Config{
+		Interval:          hc.Interval,
+		Timeout:           hc.Timeout,
+		FailureThreshold:  hc.FailureThreshold,
+		RecoveryThreshold: hc.RecoveryThreshold,
+		ConfirmDelay:      hc.ConfirmDelay,
+		AllowEvict:        eng.AllowEvict,
+		OnReport:          eng.Observe,
+		OnChange: func(changes []fsm.NodeStatusChange) {
+			for _, c := range changes {
+				r.log.Info("node status changed", "node", c.ID, "status", c.Status, "evict", c.Evict)
+			}
+			eng.Kick()
+		},
+		Logger: r.log.Named("health"),
+	}, healthStore{r}, health.NewHTTPChecker(r.cfg.Token, hc.Timeout))
+	ls.health, ls.recovery = mon, eng
+	ls.wg.Add(2)
+	go func() { defer ls.wg.Done(); mon.Run(ctx) }()
+	go func() { defer ls.wg.Done(); eng.Run(ctx) }()
+}
 
-// routeLeaderViews adds the endpoints answered from the leader's memory.
-func (r *Replica) routeLeaderViews(rt *httprouter.Router) {}
+// kickPlacement wakes the recovery engine after a change that may let it place.
+func (r *Replica) kickPlacement() {
+	if ls := r.currentLeader(); ls != nil && ls.recovery != nil {
+		ls.recovery.Kick()
+	}
+}
 
-// kickPlacement wakes the placement loop after a change that may let it place.
-func (r *Replica) kickPlacement() {}
+// Read implements recovery.Store.
+func (r *Replica) Read(fn func(s *fsm.State)) { r.fsm.Read(fn) }
+
+// healthStore adapts the replica to health.Store.
+type healthStore struct{ r *Replica }
+
+func (h healthStore) Nodes() []api.Node {
+	var out []api.Node
+	h.r.fsm.Read(func(s *fsm.State) {
+		out = make([]api.Node, 0, len(s.Nodes))
+		for _, n := range s.Nodes {
+			out = append(out, *n)
+		}
+	})
+	return out
+}
+
+func (h healthStore) SetNodeStatus(ctx context.Context, c fsm.SetNodeStatus) error {
+	c.At = c.At.UTC()
+	if c.At.IsZero() {
+		c.At = time.Now().UTC()
+	}
+	return h.r.Apply(&c)
+}
+
+// healthView adapts the monitor to recovery.HealthView: a node is a target
+// only while its last check succeeded.
+type healthView struct {
+	get func(id string) (health.NodeHealth, bool)
+}
+
+func (h healthView) NodeView(id string) (recovery.NodeView, bool) {
+	nh, ok := h.get(id)
+	if !ok {
+		return recovery.NodeView{}, false
+	}
+	status := nh.Status
+	if nh.PendingStatus != "" {
+		status = nh.PendingStatus
+	}
+	if nh.ConsecutiveFailures > 0 && status == api.NodeOnline {
+		status = api.NodeDegraded
+	}
+	return recovery.NodeView{Status: status, CPU: nh.CPU, Checked: nh.Answered}, true
+}

@@ -1,6 +1,184 @@
 package main
 
-func runHealth(args []string) int   { return exitUsage }
-func runCheck(args []string) int    { return exitUsage }
-func runRecovery(args []string) int { return exitUsage }
-func runDev(args []string) int      { return exitUsage }
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+func runHealth(args []string) int {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	cf := addClientFlags(fs)
+	if code, ok := parse(fs, args, "health", 0); !ok {
+		return code
+	}
+	var s api.HealthSummary
+	c := cf.client()
+	if err := c.do("GET", "/health/summary", nil, &s); err != nil {
+		return fail("health", err)
+	}
+	if c.json {
+		printJSON(s)
+		return exitOK
+	}
+	printHealth(os.Stdout, s)
+	return exitOK
+}
+
+// printHealth prints the guide's health summary and node table.
+func printHealth(w io.Writer, s api.HealthSummary) {
+	fmt.Fprintln(w, "=== Health Summary ===")
+	fmt.Fprintf(w, "Total Nodes: %d\n", s.TotalNodes)
+	fmt.Fprintf(w, "Online Nodes: %d\n", s.OnlineNodes)
+	fmt.Fprintf(w, "Offline Nodes: %d\n", s.OfflineNodes)
+	if s.DegradedNodes > 0 {
+		fmt.Fprintf(w, "Degraded Nodes: %d\n", s.DegradedNodes)
+	}
+	fmt.Fprintf(w, "Failed Workloads: %d\n", s.FailedWorkloads)
+	fmt.Fprintf(w, "Desired Workloads: %d\n", s.DesiredWorkloads)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "=== Node Details ===")
+	rows := [][]string{{"Node", "Status", "CPU %", "Memory %", "Failures", "Response Time"}}
+	for _, n := range s.NodeDetails {
+		rows = append(rows, []string{n.NodeKey, n.Status, fmt.Sprintf("%.1f", n.CPUUsage), fmt.Sprintf("%.1f", n.MemoryUsage),
+			fmt.Sprintf("%d", n.ConsecutiveFailures), responseTime(n.ResponseTime)})
+	}
+	printBoxTable(w, rows)
+}
+
+// printBoxTable prints rows (the first is the header) in a +---+ box.
+func printBoxTable(w io.Writer, rows [][]string) {
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			if len(c) > widths[i] {
+				widths[i] = len(c)
+			}
+		}
+	}
+	sep := "+"
+	for _, wd := range widths {
+		sep += strings.Repeat("-", wd+2) + "+"
+	}
+	line := func(r []string) {
+		b := "|"
+		for i, c := range r {
+			b += " " + c + strings.Repeat(" ", widths[i]-len(c)) + " |"
+		}
+		fmt.Fprintln(w, b)
+	}
+	fmt.Fprintln(w, sep)
+	line(rows[0])
+	fmt.Fprintln(w, sep)
+	for _, r := range rows[1:] {
+		line(r)
+	}
+	fmt.Fprintln(w, sep)
+}
+
+func responseTime(rt *float64) string {
+	if rt == nil {
+		return "N/A"
+	}
+	return fmt.Sprintf("%.3fs", *rt)
+}
+
+func runCheck(args []string) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	cf := addClientFlags(fs)
+	if code, ok := parse(fs, args, "check", 0); !ok {
+		return code
+	}
+	var s api.HealthSummary
+	c := cf.client()
+	if err := c.do("POST", "/health/check", nil, &s); err != nil {
+		return fail("check", err)
+	}
+	if c.json {
+		printJSON(s)
+		return exitOK
+	}
+	fmt.Println("✓ Health check completed")
+	fmt.Printf("Online Nodes: %d\n", s.OnlineNodes)
+	fmt.Printf("Offline Nodes: %d\n", s.OfflineNodes)
+	if s.DegradedNodes > 0 {
+		fmt.Printf("Degraded Nodes: %d\n", s.DegradedNodes)
+	}
+	fmt.Printf("Failed Workloads: %d\n", s.FailedWorkloads)
+	return exitOK
+}
+
+func runRecovery(args []string) int {
+	fs := flag.NewFlagSet("recovery", flag.ContinueOnError)
+	cf := addClientFlags(fs)
+	if code, ok := parse(fs, args, "recovery", 0); !ok {
+		return code
+	}
+	var m api.RecoveryMetrics
+	c := cf.client()
+	if err := c.do("GET", "/recovery/metrics", nil, &m); err != nil {
+		return fail("recovery", err)
+	}
+	if c.json {
+		printJSON(m)
+		return exitOK
+	}
+	printRecovery(os.Stdout, m)
+	return exitOK
+}
+
+// printRecovery prints the guide's recovery metrics, then the counters.
+func printRecovery(w io.Writer, m api.RecoveryMetrics) {
+	fmt.Fprintln(w, "=== Recovery Metrics ===")
+	fmt.Fprintf(w, "Failed Workloads: %d\n", len(m.FailedWorkloads))
+	fmt.Fprintf(w, "Desired State Count: %d\n", m.DesiredStateCount)
+	if len(m.FailedWorkloads) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Failed Workloads:")
+		perm := map[string]bool{}
+		for _, id := range m.PermanentlyFailed {
+			perm[id] = true
+		}
+		for _, id := range m.FailedWorkloads {
+			if perm[id] {
+				fmt.Fprintf(w, "  - %s (permanently failed)\n", id)
+			} else {
+				fmt.Fprintf(w, "  - %s\n", id)
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Health Check Details:")
+	keys := make([]string, 0, len(m.HealthChecks))
+	for k := range m.HealthChecks {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		h := m.HealthChecks[k]
+		fmt.Fprintf(w, "  %s: %s (Failures: %d, Response: %s)\n", k, h.Status, h.ConsecutiveFailures, responseTime(h.ResponseTime))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Recovery Queue: %d\n", m.QueueLength)
+	fmt.Fprintf(w, "Recoveries: %d attempted, %d succeeded, %d failed (success rate %.1f%%)\n", m.Attempted, m.Succeeded, m.Failed, m.SuccessRate)
+	if len(m.LastDurations) > 0 {
+		var parts []string
+		for _, d := range m.LastDurations {
+			parts = append(parts, fmt.Sprintf("%.2fs", d))
+		}
+		fmt.Fprintf(w, "Last Recovery Durations: %s\n", strings.Join(parts, " "))
+	}
+	if m.EvictionsPaused {
+		fmt.Fprintln(w, "WARNING: evictions paused: most nodes went offline at once (mass-failure guard)")
+	}
+}
+
+func runDev(args []string) int {
+	fmt.Fprintln(os.Stderr, "scheduler dev: not available in this build yet")
+	return exitFail
+}
