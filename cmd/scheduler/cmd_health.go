@@ -178,7 +178,3 @@ func printRecovery(w io.Writer, m api.RecoveryMetrics) {
 	}
 }
 
-func runDev(args []string) int {
-	fmt.Fprintln(os.Stderr, "scheduler dev: not available in this build yet")
-	return exitFail
-}
