@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -154,7 +155,7 @@ func parse(fs *flag.FlagSet, args []string, usageLine string, nargs int) (int, b
 		fmt.Fprintf(fs.Output(), "Usage: scheduler %s\n\nFlags:\n", usageLine)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(flagsFirst(fs, args)); err != nil {
 		if err == flag.ErrHelp {
 			return exitOK, false
 		}
@@ -169,3 +170,38 @@ func parse(fs *flag.FlagSet, args []string, usageLine string, nargs int) (int, b
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// flagsFirst moves positional arguments behind the flags, so that
+// "logs ID --tail 5" parses like "logs --tail 5 ID". Everything from a "--"
+// on is left as it is (a submitted command and its arguments).
+func flagsFirst(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(append(flags, pos...), args[i:]...)
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				continue
+			}
+			if i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		}
+	}
+	if len(pos) > 0 {
+		flags = append(flags, "--")
+	}
+	return append(flags, pos...)
+}

@@ -165,7 +165,7 @@ func runLogs(args []string) int {
 	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
 	cf := addClientFlags(fs)
 	tail := fs.Int("tail", 100, "number of lines from the end")
-	if code, ok := parse(fs, interleave(args), "logs ID [--tail N]", 1); !ok {
+	if code, ok := parse(fs, args, "logs ID [--tail N]", 1); !ok {
 		return code
 	}
 	var b []byte
@@ -174,15 +174,6 @@ func runLogs(args []string) int {
 	}
 	os.Stdout.Write(b)
 	return exitOK
-}
-
-// interleave moves a leading positional argument behind the flags, so that
-// both "logs ID --tail 5" and "logs --tail 5 ID" work.
-func interleave(args []string) []string {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return append(append([]string{}, args[1:]...), args[0])
-	}
-	return args
 }
 
 func runNodes(args []string) int {

@@ -1,0 +1,125 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// The measurements below start real clusters and take a while, so they run
+// only when MO_BENCH=1 (make bench-cluster); each prints a table.
+
+func requireBench(t *testing.T) {
+	if os.Getenv("MO_BENCH") != "1" {
+		t.Skip("set MO_BENCH=1 to run the cluster measurements")
+	}
+}
+
+// percentile returns the p-th percentile (0-100) of ds, nearest rank.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	idx := int(float64(len(s))*p/100+0.5) - 1
+	if idx < 0 {
+		idx = 0
+	}
+	if idx >= len(s) {
+		idx = len(s) - 1
+	}
+	return s[idx]
+}
+
+func summarize(name string, ds []time.Duration) string {
+	return fmt.Sprintf("%-34s n=%-3d median=%-8s p99=%-8s max=%s", name, len(ds),
+		percentile(ds, 50).Round(time.Millisecond), percentile(ds, 99).Round(time.Millisecond), percentile(ds, 100).Round(time.Millisecond))
+}
+
+// Leader failover: time from kill -9 of the leader to the first write
+// acknowledged by the new leader, over repeated kills.
+func TestBenchLeaderFailover(t *testing.T) {
+	requireBench(t)
+	tc := newTestCluster(t)
+	defer tc.dumpLogs()
+	tc.startReplicas(3)
+	runs := 12
+	var ds []time.Duration
+	c := newClient(tc.token)
+	c.http.Timeout = time.Second
+	for i := 0; i < runs; i++ {
+		l := tc.leader()
+		var others []*replica
+		for _, r := range tc.replicas {
+			if r != l {
+				others = append(others, r)
+			}
+		}
+		l.proc.kill()
+		start := time.Now()
+		for k := 0; ; k++ {
+			r := others[k%len(others)]
+			code, _, err := c.call("POST", r.http, "/workloads", api.SubmitRequest{Name: "probe", Command: "true"})
+			if err == nil && code == http.StatusCreated {
+				break
+			}
+			if time.Since(start) > 30*time.Second {
+				t.Fatal("no write accepted within 30s of the leader kill")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		ds = append(ds, time.Since(start))
+		tc.startReplica(l)
+		tc.waitMembers(3)
+	}
+	fmt.Printf("\n%s\n", summarize("leader kill -9 -> write accepted", ds))
+}
+
+// Submission throughput through the leader and through a follower.
+func TestBenchSubmitThroughput(t *testing.T) {
+	requireBench(t)
+	tc := newTestCluster(t)
+	defer tc.dumpLogs()
+	tc.startReplicas(3)
+	measure := func(address string) (float64, time.Duration) {
+		var n atomic.Int64
+		var lat []time.Duration
+		var mu sync.Mutex
+		stop := time.Now().Add(5 * time.Second)
+		var wg sync.WaitGroup
+		for g := 0; g < 16; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := newClient(tc.token)
+				for time.Now().Before(stop) {
+					s := time.Now()
+					code, _, err := c.call("POST", address, "/workloads", api.SubmitRequest{Name: "tp", Command: "true"})
+					if err == nil && code == http.StatusCreated {
+						n.Add(1)
+						mu.Lock()
+						lat = append(lat, time.Since(s))
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return float64(n.Load()) / 5, percentile(lat, 99)
+	}
+	l := tc.leader()
+	f := tc.followers()[0]
+	lr, lp := measure(l.http)
+	fr, fp := measure(f.http)
+	fmt.Printf("\n%-28s %10s %10s\n", "submissions (16 clients)", "per sec", "p99")
+	fmt.Printf("%-28s %10.0f %10s\n", "through the leader", lr, lp.Round(time.Millisecond))
+	fmt.Printf("%-28s %10.0f %10s\n", "through a follower", fr, fp.Round(time.Millisecond))
+}
