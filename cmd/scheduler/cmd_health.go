@@ -177,4 +177,3 @@ func printRecovery(w io.Writer, m api.RecoveryMetrics) {
 		fmt.Fprintln(w, "WARNING: evictions paused: most nodes went offline at once (mass-failure guard)")
 	}
 }
-
