@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// instance is one run (one generation) of a workload.
+type instance struct {
+	id        string
+	gen       uint64
+	startedAt time.Time
+	dir       string
+	out       *cappedFile   // nil if it could not be created
+	done      chan struct{} // closed once the instance has ended and its group is gone
+
+	// guarded by supervisor.mu
+	pid      int
+	state    string
+	exitCode *int
+	exitedAt time.Time
+	errMsg   string
+	stopping bool
+
+	sigMu  sync.Mutex // orders signals against reaping, so a reused pid is never signalled
+	reaped bool       // guarded by sigMu
+}
+
+// view is the wire form of the instance; call it under supervisor.mu.
+func (in *instance) view() api.AgentWorkload {
+	w := api.AgentWorkload{
+		ID:         in.id,
+		PID:        in.pid,
+		State:      in.state,
+		StartedAt:  in.startedAt,
+		Generation: in.gen,
+		Error:      in.errMsg,
+	}
+	if in.exitCode != nil {
+		c := *in.exitCode
+		w.ExitCode = &c
+	}
+	if !in.exitedAt.IsZero() {
+		t := in.exitedAt
+		w.ExitedAt = &t
+	}
+	return w
+}
+
+// signal sends sig to the instance's process group unless its leader has
+// been reaped (then the pgid may belong to someone else).
+func (in *instance) signal(sig syscall.Signal) {
+	in.sigMu.Lock()
+	defer in.sigMu.Unlock()
+	if !in.reaped {
+		_ = syscall.Kill(-in.pid, sig)
+	}
+}

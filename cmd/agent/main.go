@@ -1,0 +1,139 @@
+// Command agent is the micro-orchestrator node agent: it registers with the
+// scheduler replicas and runs workloads as OS processes for their leader.
+// It is a thin main: flags → agent.Config → agent.Run.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/micro-orchestrator/mo/agent"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+const usageHead = `Usage: agent --id ID --join ADDRS --data DIR [flags]
+
+The micro-orchestrator node agent. It serves the agent HTTP API on --listen,
+registers with the scheduler replicas of --join (retrying until one accepts),
+and runs the workloads their leader sends as OS processes, each in its own
+process group; the workloads die with the agent.
+
+Example:
+  SCHEDULER_TOKEN=T agent --id n1 --listen 127.0.0.1:8080 \
+      --join 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --data /var/lib/mo/n1
+
+Flags:
+`
+
+const usageFoot = `
+Environment:
+  SCHEDULER_TOKEN   the cluster token when --token is not given (preferred:
+                    flags are visible to every user in ps). Workloads never
+                    see the token.
+
+Exit codes: 0 clean shutdown (SIGTERM or SIGINT; a second signal exits at
+once), 1 runtime error, 2 usage error.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run parses args, then runs the agent until SIGTERM or SIGINT, and returns
+// the exit code.
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, usageFoot)
+	}
+	var (
+		cfg      agent.Config
+		join     string
+		logJSON  bool
+		logLevel string
+	)
+	fs.StringVar(&cfg.ID, "id", "", "node `ID` to register under (required)")
+	fs.StringVar(&cfg.Listen, "listen", agent.DefaultListen, "`HOST:PORT` the agent API binds")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "`HOST:PORT` told to the schedulers (default --listen; required when --listen binds a wildcard such as 0.0.0.0 or :PORT)")
+	fs.StringVar(&join, "join", "", "comma-separated scheduler replica HTTP `ADDRS` (host:port), tried in turn")
+	fs.StringVar(&cfg.DataDir, "data", "", "data `DIR` for state and workload output, created 0700 (required)")
+	fs.StringVar(&cfg.Token, "token", "", "cluster `TOKEN` (default $SCHEDULER_TOKEN)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow running without a token: anyone who reaches the agent can run commands")
+	fs.DurationVar(&cfg.StopGrace, "stop-grace", agent.DefaultStopGrace, "wait between SIGTERM and SIGKILL when stopping a workload")
+	fs.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", agent.DefaultLogMaxBytes, "cap of each workload's output.log in `BYTES`; over it the oldest half is dropped")
+	fs.StringVar(&cfg.CPUFile, "cpu-file", "", "failure-drill hook: report the number (percent) in this `FILE` as cpu_usage at each sample instead of measuring /proc/stat; leave unset in production")
+	fs.BoolVar(&logJSON, "log-json", false, "log in JSON")
+	fs.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: trace, debug, info, warn or error")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	for _, j := range strings.Split(join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			cfg.Join = append(cfg.Join, j)
+		}
+	}
+	if cfg.Token == "" {
+		cfg.Token = getenv("SCHEDULER_TOKEN")
+	}
+	// Zero would mean "default" to agent.Config; on the command line it is a mistake.
+	if cfg.StopGrace <= 0 {
+		return usageError(stderr, fmt.Errorf("--stop-grace must be positive, not %s", cfg.StopGrace))
+	}
+	if cfg.LogMaxBytes <= 0 {
+		return usageError(stderr, fmt.Errorf("--log-max-bytes must be positive, not %d", cfg.LogMaxBytes))
+	}
+	level := hclog.LevelFromString(logLevel)
+	if level == hclog.NoLevel {
+		return usageError(stderr, fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", logLevel))
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError(stderr, err)
+	}
+
+	logger := hclog.New(&hclog.LoggerOptions{Level: level, Output: stderr, JSONFormat: logJSON})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal gets the default action: exit at once
+	}()
+	if err := agent.Run(ctx, cfg, logger); err != nil {
+		logger.Named("agent").Error("agent failed", "error", err)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+// usageError prints err (one line per problem) and a pointer to -h.
+func usageError(w io.Writer, err error) int {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "agent: %s\n", line)
+	}
+	fmt.Fprintln(w, "Run 'agent -h' for help.")
+	return exitUsage
+}
