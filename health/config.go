@@ -46,6 +46,12 @@ type Config struct {
 	// checking goroutine: it may run concurrently for different nodes and must
 	// be quick and must not call CheckNow.
 	OnReport func(nodeID string, st api.AgentStatus)
+	// OnCheck, if set, is called after every check that ended under an active
+	// Run (cancelled ones are not reported) with the node, how long the check
+	// took and its error (nil for a good answer), from the checking
+	// goroutine: it may run concurrently for different nodes, must be quick
+	// and must not call back into the Monitor. It feeds metrics.
+	OnCheck func(nodeID string, d time.Duration, err error)
 	// OnChange, if set, is called with the changes of each committed status
 	// write, from the writer goroutine, in commit order. It must be quick and
 	// must not call CheckNow.

@@ -268,6 +268,9 @@ func (l *loop) check(node api.Node) {
 	if err == nil && m.cfg.OnReport != nil && l.ctx.Err() == nil {
 		m.cfg.OnReport(node.ID, st)
 	}
+	if m.cfg.OnCheck != nil && l.ctx.Err() == nil {
+		m.cfg.OnCheck(node.ID, end.Sub(start), err)
+	}
 	l.results <- result{id: node.ID, st: st, err: err, start: start, end: end}
 }
 
@@ -323,6 +326,7 @@ func (m *Monitor) record(ns *nodeState, r result) {
 		h.ConsecutiveFailures = 0
 		h.ConsecutiveSuccesses++
 		h.Answered = true
+		h.LastAnswer = r.end
 		h.ResponseTime = r.end.Sub(r.start)
 		h.CPU, h.Memory = r.st.CPUUsage, r.st.MemoryUsage
 		h.LastError = ""

@@ -465,3 +465,43 @@ func TestOnChange(t *testing.T) {
 		t.Fatal("OnChange not called")
 	}
 }
+
+// OnCheck sees every ended check with its duration and error; LastAnswer is
+// the end of the last good check.
+func TestOnCheckAndLastAnswer(t *testing.T) {
+	type seen struct {
+		d   time.Duration
+		err error
+	}
+	var mu sync.Mutex
+	checks := map[string][]seen{}
+	h := newHarness(t, []string{"n1", "n2"}, func(c *Config) {
+		c.ConfirmDelay = -1
+		c.OnCheck = func(id string, d time.Duration, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			checks[id] = append(checks[id], seen{d, err})
+		}
+	})
+	h.checker.setSlow("n1", 1500*time.Millisecond)
+	h.checker.setDown("n2", true)
+	h.run()
+	h.waitStatus("n2", api.NodeDegraded)
+	eventually(t, "both checks reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(checks["n1"]) == 1 && len(checks["n2"]) == 1
+	})
+	mu.Lock()
+	n1, n2 := checks["n1"][0], checks["n2"][0]
+	mu.Unlock()
+	if n1.err != nil || n1.d != 1500*time.Millisecond || n2.err == nil {
+		t.Fatalf("n1 %+v n2 %+v", n1, n2)
+	}
+	if nh, _ := h.m.NodeHealth("n1"); nh.LastAnswer.IsZero() || !nh.LastAnswer.Equal(nh.LastCheck) {
+		t.Fatalf("n1 = %+v", nh)
+	}
+	if nh, _ := h.m.NodeHealth("n2"); !nh.LastAnswer.IsZero() {
+		t.Fatalf("n2 never answered: %+v", nh)
+	}
+}

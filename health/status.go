@@ -21,6 +21,8 @@ type NodeHealth struct {
 	CPU, Memory float64
 	// LastCheck is when the last check ended; zero before the first one.
 	LastCheck time.Time
+	// LastAnswer is when the last good check ended; zero before the first one.
+	LastAnswer time.Time
 	// ConsecutiveFailures and ConsecutiveSuccesses count the current run of failed or good checks.
 	ConsecutiveFailures, ConsecutiveSuccesses int
 	// ResponseTime is the duration of the last answered check.

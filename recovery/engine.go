@@ -51,6 +51,11 @@ type Config struct {
 	// OnEvent, when set, is told of notable decisions (recovered, permanently
 	// failed, stray stopped, evictions paused); it must not block.
 	OnEvent func(kind, workload, node, msg string)
+	// OnAttempt, when set, is told of every recovery attempt's outcome (a
+	// start of a workload that waited in the recovery queue) with the time
+	// since it was queued; it feeds metrics and must not block or call the
+	// Engine.
+	OnAttempt func(succeeded bool, d time.Duration)
 }
 
 func (c *Config) defaults() {
@@ -80,6 +85,9 @@ func (c *Config) defaults() {
 	}
 	if c.OnEvent == nil {
 		c.OnEvent = func(string, string, string, string) {}
+	}
+	if c.OnAttempt == nil {
+		c.OnAttempt = func(bool, time.Duration) {}
 	}
 }
 
@@ -457,6 +465,7 @@ func (e *Engine) account(jobs []job, results []fsm.Outcome) {
 		node := jobs[i].node.ID
 		if recovery {
 			e.stats.Attempted++
+			e.cfg.OnAttempt(o.Running, now.Sub(jobs[i].since))
 		}
 		if o.Running {
 			if recovery {
