@@ -226,8 +226,24 @@ func (r *Replica) handleRegisterNode(w http.ResponseWriter, req *http.Request, _
 		return
 	}
 	r.log.Info("node registered", "node", n.ID, "address", n.Address)
-	r.kickPlacement()
+	r.checkSoon()
 	api.WriteJSON(w, http.StatusCreated, map[string]string{"registered": n.ID})
+}
+
+// checkSoon runs a health round now, in the background, so that a node that
+// just registered can take workloads at once instead of after a whole interval.
+func (r *Replica) checkSoon() {
+	ls := r.currentLeader()
+	if ls == nil || ls.health == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := ls.health.CheckNow(ctx); err == nil && ls.recovery != nil {
+			ls.recovery.Kick()
+		}
+	}()
 }
 
 func (r *Replica) handleListNodes(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {

@@ -218,9 +218,9 @@ func waitDevReady(ctx context.Context, addrs []string, token string, procs []*de
 			}
 		}
 		var st api.ClusterStatus
-		var nodes api.NodeList
+		var hs api.HealthSummary
 		if c.do("GET", "/cluster/status", nil, &st) == nil && len(st.Replicas) == 3 && st.Leader.ID != "" &&
-			c.do("GET", "/nodes", nil, &nodes) == nil && countOnline(nodes) == 3 {
+			c.do("GET", "/health/summary", nil, &hs) == nil && checkedOnline(hs) == 3 {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -234,10 +234,11 @@ func waitDevReady(ctx context.Context, addrs []string, token string, procs []*de
 	}
 }
 
-func countOnline(l api.NodeList) int {
+// checkedOnline counts the nodes the leader has checked and found online.
+func checkedOnline(hs api.HealthSummary) int {
 	n := 0
-	for _, x := range l.Nodes {
-		if x.Status == api.NodeOnline {
+	for _, d := range hs.NodeDetails {
+		if d.Status == api.NodeOnline && d.LastCheck != "" {
 			n++
 		}
 	}
