@@ -57,6 +57,7 @@ func newHandler(sup *supervisor, status *statusCache, token string, log hclog.Lo
 	r.POST("/workloads", s.handleStart)
 	r.DELETE("/workloads/:id", s.handleStop)
 	r.GET("/workloads/:id/logs", s.handleLogs)
+	r.GET("/metrics", newMetricsHandle(status))
 	return api.RequireToken(token, r)
 }
 

@@ -24,6 +24,9 @@ type Config struct {
 	Insecure      bool
 	RestoreFile   string
 	SaveInterval  time.Duration
+	// AlertWebhook, if set, receives a JSON POST (api.AlertNotification) on
+	// every alert fire and resolve.
+	AlertWebhook string
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration

@@ -20,7 +20,7 @@ func localOnly(r *http.Request) bool {
 	}
 	if r.Method == http.MethodGet && r.URL.Query().Get("stale") == "true" {
 		switch r.URL.Path {
-		case "/health/summary", "/recovery/metrics", "/alerts":
+		case "/health/summary", "/recovery/metrics", "/alerts", "/events":
 			return false // live data that only the leader holds
 		}
 		return true

@@ -14,7 +14,7 @@ import (
 
 // routeLeaderViews adds the endpoints answered from the leader's memory
 // (followers forward them like every other call).
-func (r *Replica) routeLeaderViews(rt *httprouter.Router) {
+func (r *Replica) routeLeaderViews(rt *router) {
 	rt.GET("/health/summary", r.leaderOnly(r.handleHealthSummary))
 	rt.POST("/health/check", r.leaderOnly(r.handleHealthCheck))
 	rt.GET("/recovery/metrics", r.leaderOnly(r.handleRecoveryMetrics))

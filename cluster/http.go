@@ -13,7 +13,7 @@ import (
 // handler builds the replica's HTTP API: token check, then forwarding to the
 // leader, then the routes.
 func (r *Replica) handler() http.Handler {
-	rt := httprouter.New()
+	rt := newRouter()
 	rt.HandleMethodNotAllowed = true
 	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		api.WriteError(w, http.StatusNotFound, "no such endpoint")
@@ -35,8 +35,9 @@ func (r *Replica) handler() http.Handler {
 	rt.POST("/cluster/join", r.handleJoin)
 	rt.POST("/cluster/remove", r.handleRemove)
 	r.routeLeaderViews(rt)
+	r.routeMonitoring(rt)
 
-	return api.RequireToken(r.cfg.Token, r.forward(rt))
+	return r.instrument(rt, api.RequireToken(r.cfg.Token, r.forward(rt)))
 }
 
 // read wraps a read handler: unless ?stale=true, the leader first confirms

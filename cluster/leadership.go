@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
 	"github.com/micro-orchestrator/mo/health"
 	"github.com/micro-orchestrator/mo/recovery"
@@ -14,10 +16,16 @@ import (
 // the leader-only loops and the handles the API needs to reach them.
 type leaderState struct {
 	term     uint64
+	ctx      context.Context // cancelled when leadership is lost
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	health   *health.Monitor
 	recovery *recovery.Engine
+
+	alertKick chan struct{} // capacity 1: wakes the alert loop
+
+	mu       sync.Mutex
+	statuses map[string]string // node statuses as last written, to tell transitions
 }
 
 // watchLeadership follows raft's leadership notifications: on gaining
@@ -82,11 +90,12 @@ func (r *Replica) startLeading(ctx context.Context) {
 	}
 
 	lctx, cancel := context.WithCancel(ctx)
-	ls := &leaderState{term: term, cancel: cancel}
+	ls := &leaderState{term: term, ctx: lctx, cancel: cancel, alertKick: make(chan struct{}, 1), statuses: map[string]string{}}
 	r.mu.Lock()
 	r.leader = ls
 	r.mu.Unlock()
 	r.log.Info("leadership established", "term", term)
+	r.event(api.EventLeaderElected, r.cfg.ID, fmt.Sprintf("replica %s leads (term %d)", r.cfg.ID, term), "", "")
 
 	ls.wg.Add(1)
 	go func() { defer ls.wg.Done(); r.saveLoop(lctx) }()
@@ -104,6 +113,8 @@ func (r *Replica) stopLeading() {
 	}
 	ls.cancel()
 	ls.wg.Wait()
+	r.alerts.Reset()
+	r.event(api.EventLeadershipLost, r.cfg.ID, fmt.Sprintf("replica %s no longer leads (term %d)", r.cfg.ID, ls.term), "", "")
 	r.log.Info("leadership lost: leader loops stopped", "term", ls.term)
 }
 

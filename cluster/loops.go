@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/micro-orchestrator/mo/alerts"
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
 	"github.com/micro-orchestrator/mo/health"
@@ -21,6 +22,8 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 		MaxAttempts: r.cfg.Recovery.MaxAttempts,
 		CPULimit:    r.cfg.Recovery.CPULimit,
 		Logger:      r.log.Named("recovery"),
+		OnEvent:     r.recoveryEvent(ls),
+		OnAttempt:   r.metrics.observeRecovery,
 	}, r, healthView{get: func(id string) (health.NodeHealth, bool) { return mon.NodeHealth(id) }}, r.agents)
 	mon = health.New(health.Config{
 		Interval:          hc.Interval,
@@ -30,18 +33,33 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 		ConfirmDelay:      hc.ConfirmDelay,
 		AllowEvict:        eng.AllowEvict,
 		OnReport:          eng.Observe,
+		OnCheck: func(_ string, d time.Duration, err error) {
+			r.metrics.observeCheck(d, err)
+			if err == nil && d > alerts.DefaultSlowResponse {
+				ls.kickAlerts()
+			}
+		},
 		OnChange: func(changes []fsm.NodeStatusChange) {
 			for _, c := range changes {
 				r.log.Info("node status changed", "node", c.ID, "status", c.Status, "evict", c.Evict)
 			}
+			r.noteStatusChanges(ls, changes)
 			eng.Kick()
+			ls.kickAlerts()
 		},
 		Logger: r.log.Named("health"),
 	}, healthStore{r}, health.NewHTTPChecker(r.cfg.Token, hc.Timeout))
+	r.fsm.Read(func(s *fsm.State) {
+		for id, n := range s.Nodes {
+			ls.statuses[id] = normNodeStatus(n.Status)
+		}
+	})
 	ls.health, ls.recovery = mon, eng
-	ls.wg.Add(2)
+	r.alerts.Reset()
+	ls.wg.Add(3)
 	go func() { defer ls.wg.Done(); mon.Run(ctx) }()
 	go func() { defer ls.wg.Done(); eng.Run(ctx) }()
+	go func() { defer ls.wg.Done(); r.alertLoop(ctx, ls) }()
 }
 
 // kickPlacement wakes the recovery engine after a change that may let it place.

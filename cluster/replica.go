@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/micro-orchestrator/mo/alerts"
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
 )
@@ -42,6 +43,14 @@ type Replica struct {
 	mu     sync.Mutex
 	leader *leaderState // non-nil while this replica leads
 
+	// Monitoring: metrics, the event log and the alerts live as long as the
+	// process; the alert set is re-derived at each leadership.
+	metrics        *replicaMetrics
+	metricsHandler http.Handler
+	events         *alerts.Log
+	alerts         *alerts.Manager
+	webhook        *alerts.Webhook // nil without --alert-webhook
+
 	wg sync.WaitGroup
 }
 
@@ -57,6 +66,9 @@ func New(cfg Config) (*Replica, error) {
 		leaderCh: make(chan bool, 16),
 		client:   api.NewHTTPClient(cfg.Token, 10*time.Second),
 		agents:   api.NewAgentClient(cfg.Token, 30*time.Second),
+	}
+	if err := r.initMonitoring(); err != nil {
+		return nil, err
 	}
 	if cfg.RestoreFile != "" {
 		b, err := os.ReadFile(cfg.RestoreFile)
@@ -137,6 +149,11 @@ func (r *Replica) Run(ctx context.Context) error {
 	}
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.announceLoop(runCtx) }()
+	if r.webhook != nil {
+		r.log.Info("alerts are sent to a webhook", "webhook", r.webhook.Target())
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.webhook.Run(runCtx) }()
+	}
 
 	var runErr error
 	select {

@@ -34,6 +34,8 @@ func commands() []command {
 		{"health", "health summary and node table", runHealth},
 		{"check", "force a health check of every node", runCheck},
 		{"recovery", "recovery metrics", runRecovery},
+		{"alerts", "active alerts", runAlerts},
+		{"events", "recent events; events -f follows them live", runEvents},
 		{"backup", "save the state-file JSON: backup FILE", runBackup},
 	}
 }

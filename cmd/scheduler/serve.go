@@ -41,6 +41,7 @@ func runServe(args []string) int {
 	fs.DurationVar(&cfg.Recovery.Interval, "recovery-interval", cfg.Recovery.Interval, "recovery loop period")
 	fs.IntVar(&cfg.Recovery.MaxAttempts, "max-attempts", cfg.Recovery.MaxAttempts, "attempts before a workload is permanently_failed")
 	fs.Float64Var(&cfg.Recovery.CPULimit, "cpu-limit", cfg.Recovery.CPULimit, "a target node must be online and below this CPU percent")
+	fs.StringVar(&cfg.AlertWebhook, "alert-webhook", "", "`URL` that gets a JSON POST on every alert fire and resolve (retried with backoff; never slows the monitor)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "write logs as JSON")
 	fs.Usage = func() {
