@@ -270,3 +270,33 @@ func TestRemoveDeadAndJoinFresh(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With no leader (a majority down), a replica answers 503 with Retry-After,
+// and the CLI says so and exits 1.
+func TestNoLeaderAnswers503(t *testing.T) {
+	tc := newTestCluster(t)
+	defer tc.dumpLogs()
+	tc.startReplicas(3)
+	survivor := tc.followers()[0]
+	for _, r := range tc.replicas {
+		if r != survivor {
+			r.proc.kill()
+		}
+	}
+	waitFor(t, 20*time.Second, "503 with Retry-After from the survivor", func() bool {
+		req, _ := http.NewRequest("POST", "http://"+survivor.http+"/workloads", strings.NewReader(`{"name":"x","command":"true"}`))
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var e api.Error
+		return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" &&
+			json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != ""
+	})
+	_, errOut, code := tc.cli("workloads", "--addr", survivor.http, "--timeout", "2s")
+	if code != 1 || errOut == "" {
+		t.Fatalf("CLI with no leader: exit %d, stderr %q", code, errOut)
+	}
+}
