@@ -24,6 +24,13 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 		Logger:      r.log.Named("recovery"),
 		OnEvent:     r.recoveryEvent(ls),
 		OnAttempt:   r.metrics.observeRecovery,
+		Refresh: func() {
+			go func() {
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				_ = mon.CheckNow(cctx)
+			}()
+		},
 	}, r, healthView{get: func(id string) (health.NodeHealth, bool) { return mon.NodeHealth(id) }}, r.agents)
 	mon = health.New(health.Config{
 		Interval:          hc.Interval,

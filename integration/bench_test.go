@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -122,4 +123,97 @@ func TestBenchSubmitThroughput(t *testing.T) {
 	fmt.Printf("\n%-28s %10s %10s\n", "submissions (16 clients)", "per sec", "p99")
 	fmt.Printf("%-28s %10.0f %10s\n", "through the leader", lr, lp.Round(time.Millisecond))
 	fmt.Printf("%-28s %10.0f %10s\n", "through a follower", fr, fp.Round(time.Millisecond))
+}
+
+// agentTrial kills an agent (and, when withLeader, the leader at the same
+// moment) and measures the time until the agent is offline and until its
+// workloads run elsewhere with live pids; then it restarts what it killed.
+func agentTrial(t *testing.T, tc *testCluster, ids []string, victim *agentProc, withLeader bool) (detect, recover time.Duration) {
+	var l *replica
+	if withLeader {
+		l = tc.leader()
+	}
+	victim.proc.kill()
+	if l != nil {
+		l.proc.kill()
+	}
+	start := time.Now()
+	deadline := start.Add(60 * time.Second)
+	for detect == 0 || recover == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("trial did not finish within 60s (detect %s)", detect)
+		}
+		if detect == 0 && tc.nodeStatus(victim.id) == api.NodeOffline {
+			detect = time.Since(start)
+		}
+		if recover == 0 {
+			ws := tc.workloads()
+			ok := allRunning(ws, ids)
+			for _, n := range nodesOf(ws, ids) {
+				if n == victim.id {
+					ok = false
+				}
+			}
+			if ok {
+				recover = time.Since(start)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("trial: killed %s (leader too: %v): offline after %s, running after %s", victim.id, withLeader, detect.Round(time.Millisecond), recover.Round(time.Millisecond))
+	if os.Getenv("MO_BENCH_STRICT") == "1" && recover > 5*time.Second {
+		t.Errorf("recovery took %s (killed at %s)", recover, start.UTC().Format("15:04:05.000"))
+		exec.Command("cp", "-r", tc.dir, fmt.Sprintf("/tmp/mo-slow-%d", start.Unix())).Run()
+	}
+	if l != nil {
+		tc.startReplica(l)
+		tc.waitMembers(3)
+	}
+	tc.startAgent(victim)
+	tc.waitNodes(len(tc.agents), api.NodeOnline)
+	return detect, recover
+}
+
+// nodeStatus returns one node's status from the leader's health summary.
+func (tc *testCluster) nodeStatus(id string) string {
+	for _, r := range tc.replicas {
+		if r.proc == nil || !r.proc.alive() {
+			continue
+		}
+		var s api.HealthSummary
+		if tc.c.getJSON(r.http, "/health/summary", &s) == nil {
+			for _, d := range s.NodeDetails {
+				if d.NodeID == id {
+					return d.Status
+				}
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
+// Agent kill -9 (and leader + agent together): detection and total recovery
+// times with the default settings, over repeated trials.
+func TestBenchAgentFailover(t *testing.T) {
+	requireBench(t)
+	tc := newTestCluster(t)
+	defer tc.dumpLogs()
+	tc.startReplicas(3)
+	tc.startAgents(3)
+	ids := tc.submitSleepers(6)
+	var det, rec, ldet, lrec []time.Duration
+	for i := 0; i < 12; i++ {
+		d, r := agentTrial(t, tc, ids, tc.agents[i%3], false)
+		det, rec = append(det, d), append(rec, r)
+	}
+	for i := 0; i < 6; i++ {
+		d, r := agentTrial(t, tc, ids, tc.agents[i%3], true)
+		ldet, lrec = append(ldet, d), append(lrec, r)
+	}
+	fmt.Printf("\n%s\n%s\n%s\n%s\n",
+		summarize("agent kill -9 -> offline", det),
+		summarize("agent kill -9 -> workloads running", rec),
+		summarize("leader+agent kill -> offline", ldet),
+		summarize("leader+agent kill -> running", lrec))
 }

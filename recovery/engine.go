@@ -56,6 +56,10 @@ type Config struct {
 	// since it was queued; it feeds metrics and must not block or call the
 	// Engine.
 	OnAttempt func(succeeded bool, d time.Duration)
+	// Refresh, when set, asks for fresh node readings; the engine calls it
+	// (at most once a second) while workloads wait because no node fits, so
+	// that a node whose CPU dropped is seen sooner than the next health round.
+	Refresh func()
 }
 
 func (c *Config) defaults() {
@@ -86,6 +90,9 @@ func (c *Config) defaults() {
 	if c.OnEvent == nil {
 		c.OnEvent = func(string, string, string, string) {}
 	}
+	if c.Refresh == nil {
+		c.Refresh = func() {}
+	}
 	if c.OnAttempt == nil {
 		c.OnAttempt = func(bool, time.Duration) {}
 	}
@@ -115,8 +122,9 @@ type Engine struct {
 	stats      Stats
 	pausedNote bool
 
-	stopSem chan struct{}
-	wg      sync.WaitGroup
+	stopSem     chan struct{}
+	wg          sync.WaitGroup
+	lastRefresh time.Time // only touched by the Run goroutine
 }
 
 // Stats are the engine's counters since it started leading.
@@ -338,6 +346,10 @@ func (e *Engine) place(ctx context.Context) {
 	}
 	if len(cands) == 0 {
 		e.log.Debug("no node fits; workloads wait", "waiting", len(todo))
+		if time.Since(e.lastRefresh) >= time.Second {
+			e.lastRefresh = time.Now()
+			e.cfg.Refresh()
+		}
 		return
 	}
 	sel := NewSelector(cands)
