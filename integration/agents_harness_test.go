@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,8 +25,18 @@ func (tc *testCluster) startAgents(n int, flags ...string) {
 	tc.waitNodes(len(tc.agents), api.NodeOnline)
 }
 
-// startAgent (re)starts one agent process.
+// startAgent (re)starts one agent process. Agents on one test machine all
+// see the machine's CPU, which the test itself loads; unless a test passes its
+// own --cpu-file, each agent reports a steady 5 % so that placement does not
+// depend on how busy the machine happens to be.
 func (tc *testCluster) startAgent(a *agentProc, flags ...string) {
+	if !containsFlag(flags, "--cpu-file") {
+		cpu := filepath.Join(tc.dir, a.id+".cpu")
+		if err := os.WriteFile(cpu, []byte("5\n"), 0o600); err != nil {
+			tc.t.Fatal(err)
+		}
+		flags = append(flags, "--cpu-file", cpu)
+	}
 	args := append([]string{"--id", a.id, "--listen", a.listen, "--join", strings.Join(tc.httpAddrs(), ","),
 		"--data", a.data, "--token", tc.token, "--stop-grace", "3s", "--log-level", "debug"}, flags...)
 	a.proc = startProc(tc.t, a.id, filepath.Join(tc.dir, a.id+".log"), "agent", args...)
@@ -139,4 +150,13 @@ func (tc *testCluster) runningInstances() map[string]int {
 		}
 	}
 	return out
+}
+
+func containsFlag(flags []string, name string) bool {
+	for _, f := range flags {
+		if f == name || strings.HasPrefix(f, name+"=") {
+			return true
+		}
+	}
+	return false
 }
