@@ -181,9 +181,6 @@ func (r *Replica) recoveryEvent(ls *leaderState) func(kind, workload, node, msg 
 		case subject == "":
 			subject = alerts.ClusterSubject
 		}
-		if workload != "" {
-			msg = "workload " + workload + ": " + msg
-		}
 		if kind == api.EventPermanentlyFailed {
 			r.metrics.permanent.Inc()
 		}
