@@ -15,12 +15,18 @@ vet:
 # real bin/scheduler and bin/agent processes on 127.0.0.1.
 test: build vet
 	$(GO) test -race -count=1 -timeout 8m ./...
+	./scripts/test_fault_tolerance.sh --quick
 
 run: build
 	$(BIN)/scheduler dev
 
 drill: build
 	./scripts/test_fault_tolerance.sh
+
+# The drill's short form (fewer workloads), as `make test` runs it.
+.PHONY: drill-quick
+drill-quick: build
+	./scripts/test_fault_tolerance.sh --quick
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -300,3 +300,26 @@ func TestNoLeaderAnswers503(t *testing.T) {
 		t.Fatalf("CLI with no leader: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// SIGTERM on the leader hands leadership over before it shuts down: another
+// replica leads at once, without waiting for an election timeout.
+func TestLeaderSIGTERMTransfersLeadership(t *testing.T) {
+	tc := newTestCluster(t)
+	defer tc.dumpLogs()
+	tc.startReplicas(3)
+	l := tc.leader()
+	if err := l.proc.term(15 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(l.proc.log)
+	if !strings.Contains(string(b), "transferring leadership") || strings.Contains(string(b), "leadership transfer failed") {
+		t.Fatalf("no clean leadership transfer in the log:\n%s", b)
+	}
+	nl := tc.leader()
+	if nl == l {
+		t.Fatal("the stopped replica still leads")
+	}
+	if _, err := tc.submit(nl.http, api.SubmitRequest{Name: "after-transfer", Command: "true"}); err != nil {
+		t.Fatal(err)
+	}
+}
