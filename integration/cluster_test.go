@@ -323,3 +323,24 @@ func TestLeaderSIGTERMTransfersLeadership(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Three replicas started at the same moment in any order form one cluster:
+// the joiners start first and retry until the bootstrapping one is up.
+func TestReplicasStartInAnyOrder(t *testing.T) {
+	tc := newTestCluster(t)
+	defer tc.dumpLogs()
+	for i := 1; i <= 3; i++ {
+		tc.replicas = append(tc.replicas, &replica{
+			id: fmt.Sprintf("s%d", i), http: addr(freePort(t)), raft: addr(freePort(t)),
+			data: filepath.Join(tc.dir, fmt.Sprintf("s%d", i)),
+		})
+	}
+	join := strings.Join(tc.httpAddrs(), ",")
+	tc.startReplica(tc.replicas[2], "--join", join)
+	tc.startReplica(tc.replicas[1], "--join", join)
+	tc.startReplica(tc.replicas[0], "--bootstrap")
+	tc.waitMembers(3)
+	if _, err := tc.submit(tc.replicas[2].http, api.SubmitRequest{Name: "any-order", Command: "true"}); err != nil {
+		t.Fatal(err)
+	}
+}
