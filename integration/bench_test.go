@@ -217,3 +217,40 @@ func TestBenchAgentFailover(t *testing.T) {
 		summarize("leader+agent kill -> offline", ldet),
 		summarize("leader+agent kill -> running", lrec))
 }
+
+// One node's 1,000 workloads move to another node: time from the kill to all
+// of them running again.
+func TestBenchMassRecovery(t *testing.T) {
+	requireBench(t)
+	tc := newTestCluster(t)
+	defer tc.dumpLogs()
+	tc.startReplicas(3)
+	tc.startAgents(1)
+	var ids []string
+	waitFor(t, 20*time.Second, "a submission", func() bool {
+		var err error
+		ids, err = tc.submit(tc.leader().http, api.SubmitRequest{Name: "mass", Command: "sleep", Args: []string{"600"}, Count: intp(1000)})
+		return err == nil
+	})
+	placed := time.Now()
+	waitFor(t, 120*time.Second, "1,000 running on n1", func() bool { return allRunning(tc.workloads(), ids) })
+	placeTime := time.Since(placed)
+	tc.startAgents(1)
+	tc.agents[0].proc.kill()
+	start := time.Now()
+	var detect time.Duration
+	waitFor(t, 120*time.Second, "1,000 running on n2", func() bool {
+		if detect == 0 && tc.nodeStatus("n1") == api.NodeOffline {
+			detect = time.Since(start)
+		}
+		ws := tc.workloads()
+		for _, n := range nodesOf(ws, ids) {
+			if n != "n2" {
+				return false
+			}
+		}
+		return allRunning(ws, ids)
+	})
+	fmt.Printf("\n1,000 workloads: placed and running in %s; after kill -9 of their node: offline in %s, all running elsewhere in %s\n",
+		placeTime.Round(time.Millisecond), detect.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
