@@ -21,6 +21,7 @@ func TestEveryEndpointRequiresTheToken(t *testing.T) {
 		{http.MethodPost, "/workloads", body},
 		{http.MethodDelete, "/workloads/w?term=1&generation=1", nil},
 		{http.MethodGet, "/workloads/w/logs", nil},
+		{http.MethodGet, "/metrics", nil},
 		{http.MethodGet, "/no/such/route", nil},
 		{http.MethodPut, "/status", nil},
 	}
@@ -104,7 +105,8 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 		{http.MethodGet, "/", http.StatusNotFound, ""},
 		{http.MethodGet, "/status/", http.StatusNotFound, ""},
 		{http.MethodGet, "/workloads/w/logs/x", http.StatusNotFound, ""},
-		{http.MethodGet, "/metrics", http.StatusNotFound, ""},
+		{http.MethodGet, "/metrics/x", http.StatusNotFound, ""},
+		{http.MethodPost, "/metrics", http.StatusMethodNotAllowed, "GET"},
 		{http.MethodPost, "/status", http.StatusMethodNotAllowed, "GET"},
 		{http.MethodOptions, "/status", http.StatusMethodNotAllowed, "GET"},
 		{http.MethodGet, "/workloads", http.StatusMethodNotAllowed, "POST"},
