@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -60,6 +61,14 @@ func (r *Replica) forward(next http.Handler) http.Handler {
 			return
 		}
 		req.Header.Set(leaderTargetHeader, addr)
+		if req.URL.Path == "/events" {
+			// A long poll: end it when this replica stops, so that it does
+			// not hold the HTTP server's drain (the client retries elsewhere).
+			ctx, cancel := context.WithCancel(req.Context())
+			defer cancel()
+			defer context.AfterFunc(r.closing, cancel)()
+			req = req.WithContext(ctx)
+		}
 		proxy.ServeHTTP(w, req)
 	})
 }

@@ -241,11 +241,13 @@ func (r *Replica) handleEvents(w http.ResponseWriter, req *http.Request, ls *lea
 	}
 	if wait > 0 {
 		ctx, cancel := context.WithTimeout(req.Context(), wait)
-		stop := context.AfterFunc(ls.ctx, cancel) // leadership lost: stop waiting
+		stopLost := context.AfterFunc(ls.ctx, cancel) // leadership lost: stop waiting
+		stopClosing := context.AfterFunc(r.closing, cancel)
 		_ = r.events.Wait(ctx, after)
-		stop()
+		stopLost()
+		stopClosing()
 		cancel()
-		if ls.ctx.Err() != nil {
+		if ls.ctx.Err() != nil || r.closing.Err() != nil {
 			noLeader(w, "leadership moved while waiting for events; retry")
 			return
 		}

@@ -50,6 +50,10 @@ type Replica struct {
 	events         *alerts.Log
 	alerts         *alerts.Manager
 	webhook        *alerts.Webhook // nil without --alert-webhook
+	// closing is cancelled when shutdown starts: long polls of GET /events
+	// end then instead of holding the HTTP server's drain.
+	closing  context.Context
+	closeNow context.CancelFunc
 
 	wg sync.WaitGroup
 }
@@ -70,6 +74,7 @@ func New(cfg Config) (*Replica, error) {
 	if err := r.initMonitoring(); err != nil {
 		return nil, err
 	}
+	r.closing, r.closeNow = context.WithCancel(context.Background())
 	if cfg.RestoreFile != "" {
 		b, err := os.ReadFile(cfg.RestoreFile)
 		if err != nil {
@@ -166,6 +171,7 @@ func (r *Replica) Run(ctx context.Context) error {
 
 // shutdown saves the state file, hands leadership over, and stops everything.
 func (r *Replica) shutdown(cancel context.CancelFunc) {
+	r.closeNow()
 	if r.raft.State() == raft.Leader {
 		if err := r.saveStateFile(); err != nil {
 			r.log.Error("saving state file on shutdown", "error", err)
