@@ -868,8 +868,10 @@ scenario 7 "leader and agent lost" s7_leader_agent
 
 echo
 printf '%-3s %-30s %-7s %11s %10s\n' "#" "SCENARIO" "RESULT" "DETECTION" "RECOVERY"
+NFAIL=0
 for row in "${RESULTS[@]}"; do
 	IFS='|' read -r n title res det rec <<<"$row"
+	[[ $res == PASS ]] || NFAIL=$((NFAIL + 1))
 	[[ $det != - ]] && det+=" s"
 	[[ $rec != - ]] && rec+=" s"
 	printf '%-3s %-30s %-7s %11s %10s\n' "$n" "$title" "$res" "$det" "$rec"
@@ -877,7 +879,9 @@ done
 echo
 if ((FAILED)); then
 	echo "FAIL ($(since "$START")s)"
+	echo "drill: $((${#RESULTS[@]} - NFAIL)) passed, $NFAIL failed"
 	exit 1
 fi
 echo "PASS: all ${#RESULTS[@]} scenarios ($(since "$START")s)"
+echo "drill: ${#RESULTS[@]} passed, 0 failed"
 exit 0
