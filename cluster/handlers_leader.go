@@ -28,6 +28,10 @@ func (r *Replica) leaderOnly(h func(http.ResponseWriter, *http.Request, *leaderS
 			noLeader(w, "the leader is still starting its health monitor; retry")
 			return
 		}
+		if err := r.readBarrier(req.Context()); err != nil {
+			noLeader(w, err.Error())
+			return
+		}
 		h(w, req, ls)
 	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -54,6 +55,12 @@ func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httpr
 	count, err := validateSubmit(&s)
 	if err != nil {
 		api.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if r.currentLeader() == nil {
+		// IDs come from a sequence that a new leader takes over from the
+		// state after raft.Barrier; until then it must not hand any out.
+		noLeader(w, "this replica is not (yet) an established leader; retry")
 		return
 	}
 	now := time.Now().UTC()
@@ -125,25 +132,26 @@ func (r *Replica) handleGetWorkload(w http.ResponseWriter, _ *http.Request, ps h
 }
 
 // handleStopWorkload records the stop through raft, then stops the instance
-// on its agent (the reconciliation stops it later if the agent is unreachable now).
+// on its agent (the reconciliation stops it later if the agent is unreachable
+// now). The lookup comes after the raft write, so that a deposed leader
+// cannot answer 404 from an old state.
 func (r *Replica) handleStopWorkload(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
 	id := ps.ByName("id")
-	before, ok := r.workload(id)
-	if !ok {
-		api.WriteError(w, http.StatusNotFound, "no workload "+id)
-		return
-	}
 	if err := r.Apply(&fsm.StopWorkload{At: time.Now().UTC(), ID: id}); err != nil {
+		if errors.Is(err, fsm.ErrNotFound) {
+			api.WriteError(w, http.StatusNotFound, "no workload "+id)
+			return
+		}
 		writeApplyError(w, err)
 		return
 	}
-	if before.Node != "" && before.State != api.StateStopped {
-		if err := r.stopOnAgent(req.Context(), before); err != nil {
-			r.log.Warn("stopping workload on its agent failed; reconciliation will retry", "workload", id, "node", before.Node, "error", err)
+	wl, ok := r.workload(id)
+	if ok && wl.Node != "" {
+		if err := r.stopOnAgent(req.Context(), wl); err != nil {
+			r.log.Warn("stopping workload on its agent failed; reconciliation will retry", "workload", id, "node", wl.Node, "error", err)
 		}
 	}
-	after, _ := r.workload(id)
-	api.WriteJSON(w, http.StatusOK, after)
+	api.WriteJSON(w, http.StatusOK, wl)
 }
 
 // stopOnAgent stops a workload instance on the node it was placed on.

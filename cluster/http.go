@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -40,20 +42,44 @@ func (r *Replica) handler() http.Handler {
 	return r.instrument(rt, api.RequireToken(r.cfg.Token, r.forward(rt)))
 }
 
-// read wraps a read handler: unless ?stale=true, the leader first confirms
-// that it still leads, so a deposed leader never serves an old answer.
+// read wraps a read handler: unless ?stale=true, it answers only once this
+// replica has confirmed it still leads and has applied everything committed
+// when the request arrived, so a deposed or freshly elected leader never
+// serves an old answer (a read index).
 func (r *Replica) read(h httprouter.Handle) httprouter.Handle {
 	return func(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
-		if req.URL.Query().Get("stale") != "true" {
-			if err := r.raft.VerifyLeader().Error(); err != nil {
-				noLeader(w, "this replica could not confirm its leadership; retry")
-				return
-			}
-		} else {
+		if req.URL.Query().Get("stale") == "true" {
 			w.Header().Set("X-Orchestrator-Stale", "true")
+			h(w, req, ps)
+			return
+		}
+		if err := r.readBarrier(req.Context()); err != nil {
+			noLeader(w, err.Error())
+			return
 		}
 		h(w, req, ps)
 	}
+}
+
+// readBarrier waits until a linearizable read may be served from the local
+// state: leadership established (after raft.Barrier), confirmed by a quorum,
+// and the commit index seen at the start applied.
+func (r *Replica) readBarrier(ctx context.Context) error {
+	if r.currentLeader() == nil {
+		return errors.New("this replica is not (yet) an established leader; retry")
+	}
+	commit := r.raft.CommitIndex()
+	if err := r.raft.VerifyLeader().Error(); err != nil {
+		return errors.New("this replica could not confirm its leadership; retry")
+	}
+	deadline := time.Now().Add(applyTimeout)
+	for r.raft.AppliedIndex() < commit {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return errors.New("this replica is behind on applying the log; retry")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 // writeApplyError maps an Apply error to its HTTP answer.

@@ -333,9 +333,15 @@ func (tc *testCluster) cli(args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-// submit posts a workload through the given replica and returns its IDs.
+// submit posts a workload through the given replica and returns its IDs,
+// retrying for a while on 503 (an election or a leader still establishing
+// itself), as the CLI does.
 func (tc *testCluster) submit(address string, req api.SubmitRequest) ([]string, error) {
 	code, b, err := tc.c.call("POST", address, "/workloads", req)
+	for deadline := time.Now().Add(10 * time.Second); err == nil && code == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		code, b, err = tc.c.call("POST", address, "/workloads", req)
+	}
 	if err != nil {
 		return nil, err
 	}
