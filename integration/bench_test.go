@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -133,6 +134,9 @@ func agentTrial(t *testing.T, tc *testCluster, ids []string, victim *agentProc, 
 	if withLeader {
 		l = tc.leader()
 	}
+	// Kill at a random point of the 3 s check cycle, not right after the
+	// check that found the restarted agent online (which is the worst case).
+	time.Sleep(time.Duration(rand.Int64N(int64(3 * time.Second))))
 	victim.proc.kill()
 	if l != nil {
 		l.proc.kill()
