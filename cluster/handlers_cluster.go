@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"sync"
@@ -190,8 +192,8 @@ func containsServer(servers []raft.Server, id string) bool {
 }
 
 func wrapRaftErr(err error) error {
-	if err == raft.ErrNotLeader || err == raft.ErrLeadershipLost {
-		return ErrNotLeader
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -85,7 +86,8 @@ func (r *Replica) readBarrier(ctx context.Context) error {
 // writeApplyError maps an Apply error to its HTTP answer.
 func writeApplyError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, ErrNotLeader):
+	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		noLeader(w, err.Error())
 	case errors.Is(err, fsm.ErrNotFound):
 		api.WriteError(w, http.StatusNotFound, err.Error())

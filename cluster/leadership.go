@@ -56,12 +56,22 @@ func (r *Replica) watchLeadership(ctx context.Context) {
 
 func (r *Replica) startLeading(ctx context.Context) {
 	r.stopLeading()
-	if err := r.raft.Barrier(applyTimeout).Error(); err != nil {
-		r.log.Warn("barrier after election failed; not starting leader loops", "error", err)
-		return
-	}
-	if !r.IsLeader() {
-		return
+	// The FSM must hold everything committed before this replica acts on it;
+	// retry the barrier for as long as this replica leads.
+	for {
+		err := r.raft.Barrier(applyTimeout).Error()
+		if !r.IsLeader() || ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			break
+		}
+		r.log.Warn("barrier after election failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	term := r.raft.CurrentTerm()
 	var lastSeq uint64
@@ -91,15 +101,15 @@ func (r *Replica) startLeading(ctx context.Context) {
 
 	lctx, cancel := context.WithCancel(ctx)
 	ls := &leaderState{term: term, ctx: lctx, cancel: cancel, alertKick: make(chan struct{}, 1), statuses: map[string]string{}}
+	ls.wg.Add(1)
+	go func() { defer ls.wg.Done(); r.saveLoop(lctx) }()
+	r.startLeaderLoops(lctx, ls)
+	// Publish only once every field is set: handlers read ls without a lock.
 	r.mu.Lock()
 	r.leader = ls
 	r.mu.Unlock()
 	r.log.Info("leadership established", "term", term)
 	r.event(api.EventLeaderElected, r.cfg.ID, fmt.Sprintf("replica %s leads (term %d)", r.cfg.ID, term), "", "")
-
-	ls.wg.Add(1)
-	go func() { defer ls.wg.Done(); r.saveLoop(lctx) }()
-	r.startLeaderLoops(lctx, ls)
 }
 
 // stopLeading cancels the leader-only loops and waits for them to end.

@@ -24,6 +24,9 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 		Logger:      r.log.Named("recovery"),
 		OnEvent:     r.recoveryEvent(ls),
 		OnAttempt:   r.metrics.observeRecovery,
+		// A report can be as old as one health check: as long as that
+		// before an instance missing from it counts as lost.
+		MissingGrace: hc.Timeout + 500*time.Millisecond,
 		Refresh: func() {
 			go func() {
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)

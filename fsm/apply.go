@@ -170,6 +170,7 @@ func (s *State) applyPlace(c *PlaceWorkloads) error {
 		}
 		w.Node = p.Node
 		w.Generation = p.Generation
+		w.State = api.StatePending // starting: the outcome says running or failed
 		w.PID = 0
 		w.UpdatedAt = c.At
 		w.History = append(w.History, api.Placement{Node: p.Node, Generation: p.Generation, Term: p.Term, At: c.At})

@@ -45,6 +45,7 @@ type Config struct {
 	CPULimit            float64       // a target must be below this CPU percent (80)
 	Concurrency         int           // agent calls in flight at once (64)
 	StartTimeout        time.Duration // one start call (10s)
+	MissingGrace        time.Duration // how old a report may be next to a start (the health timeout; 2s)
 	MassFailureMinNodes int           // the mass-failure guard applies from this many nodes (5)
 	MassFailureFraction float64       // pause evictions when more than this fraction is offline (0.5)
 	Logger              hclog.Logger
@@ -74,6 +75,9 @@ func (c *Config) defaults() {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 64
+	}
+	if c.MissingGrace <= 0 {
+		c.MissingGrace = 2 * time.Second
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 10 * time.Second
@@ -125,6 +129,8 @@ type Engine struct {
 	stopSem     chan struct{}
 	wg          sync.WaitGroup
 	lastRefresh time.Time // only touched by the Run goroutine
+	started     time.Time // when Run started; set before any pass
+	wantPlace   bool      // a Kick asked for a full pass
 }
 
 // Stats are the engine's counters since it started leading.
@@ -150,8 +156,16 @@ func New(cfg Config, store Store, health HealthView, agents Agents) *Engine {
 	}
 }
 
-// Kick asks for a pass now (after a submission, a registration or a status change).
+// Kick asks for a full pass now (after a submission, a registration or a
+// status change).
 func (e *Engine) Kick() {
+	e.mu.Lock()
+	e.wantPlace = true
+	e.mu.Unlock()
+	e.wake()
+}
+
+func (e *Engine) wake() {
 	select {
 	case e.kick <- struct{}{}:
 	default:
@@ -159,12 +173,14 @@ func (e *Engine) Kick() {
 }
 
 // Observe takes an agent's status from a health check, for reconciliation.
+// It wakes the loop for a reconciliation only; placement runs when the
+// reconciliation changed something, on a Kick, or on the periodic tick.
 func (e *Engine) Observe(nodeID string, st api.AgentStatus) {
 	e.mu.Lock()
 	e.observed[nodeID] = observation{status: st, at: time.Now()}
 	e.dirty[nodeID] = true
 	e.mu.Unlock()
-	e.Kick()
+	e.wake()
 }
 
 // Stats returns a copy of the counters.
@@ -180,26 +196,38 @@ func (e *Engine) Stats() Stats {
 // agent calls it started.
 func (e *Engine) Run(ctx context.Context) {
 	defer e.wg.Wait()
+	e.started = time.Now()
 	t := time.NewTicker(e.cfg.Interval)
 	defer t.Stop()
+	full := true
 	for {
-		e.pass(ctx)
+		e.pass(ctx, full)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			full = true
 		case <-e.kick:
+			e.mu.Lock()
+			full, e.wantPlace = e.wantPlace, false
+			e.mu.Unlock()
 		}
 	}
 }
 
-// pass reconciles the reported statuses, evicts the workloads of offline
-// nodes, and places every workload that needs a node.
-func (e *Engine) pass(ctx context.Context) {
+// pass reconciles the reported statuses and, on a full pass or when the
+// reconciliation changed the state, evicts the workloads of offline nodes
+// and places every workload that needs a node.
+func (e *Engine) pass(ctx context.Context, full bool) {
 	if ctx.Err() != nil {
 		return
 	}
-	e.reconcile(ctx)
+	if e.reconcile(ctx) {
+		full = true
+	}
+	if !full {
+		return
+	}
 	e.evictOffline()
 	e.place(ctx)
 }
@@ -234,9 +262,6 @@ func (e *Engine) evictOffline() {
 			if n.Status == api.NodeOffline {
 				offline++
 			}
-		}
-		if offline == 0 {
-			return
 		}
 		for _, id := range sortedKeys(s.Workloads) {
 			w := s.Workloads[id]
@@ -317,7 +342,7 @@ func (e *Engine) place(ctx context.Context) {
 					todo = append(todo, work{w: fsm.CopyWorkload(w), since: since})
 				}
 			case w.State == api.StatePending && w.Node == "":
-				todo = append(todo, work{w: fsm.CopyWorkload(w)})
+				todo = append(todo, work{w: fsm.CopyWorkload(w), since: queued[id]})
 			case w.State == api.StatePending:
 				// An intent without an outcome, left by an earlier leader or a
 				// start abandoned half-way: look at what the node reports.
@@ -325,17 +350,18 @@ func (e *Engine) place(ctx context.Context) {
 				obs, seen := observed[w.Node]
 				switch {
 				case !ok || n.Status == api.NodeOffline:
-					todo = append(todo, work{w: fsm.CopyWorkload(w)})
-				case seen && obs.at.After(w.UpdatedAt):
+					todo = append(todo, work{w: fsm.CopyWorkload(w), since: queued[id]})
+				case seen && obs.at.After(laterOf(w.UpdatedAt, e.started)):
 					if inst, ok := findInstance(obs.status, id); ok && inst.Generation == w.Generation && inst.State == api.InstanceRunning {
 						outcomes = append(outcomes, fsm.Outcome{ID: id, Generation: w.Generation, Running: true, PID: inst.PID})
 					} else {
-						todo = append(todo, work{w: fsm.CopyWorkload(w)})
+						todo = append(todo, work{w: fsm.CopyWorkload(w), since: queued[id]})
 					}
 				}
 			}
 		}
 	})
+	e.pruneFailedOn(todo)
 	if len(outcomes) > 0 {
 		if err := e.store.Apply(&fsm.RecordOutcomes{At: time.Now().UTC(), MaxAttempts: e.cfg.MaxAttempts, Outcomes: outcomes}); err != nil {
 			e.log.Warn("recording adopted instances failed", "error", err)
@@ -379,6 +405,22 @@ func (e *Engine) place(ctx context.Context) {
 		e.log.Warn("recording placement intents failed", "error", err)
 		return
 	}
+	// Apply skips an intent for a workload stopped meanwhile: call agents
+	// only for the intents that the state now holds.
+	e.store.Read(func(s *fsm.State) {
+		kept := jobs[:0]
+		for _, j := range jobs {
+			if w, ok := s.Workloads[j.w.ID]; ok && w.Generation == j.gen && w.Node == j.node.ID &&
+				w.State != api.StateStopped && w.State != api.StatePermanentlyFailed {
+				kept = append(kept, j)
+			} else {
+				e.mu.Lock()
+				delete(e.inflight, j.w.ID)
+				e.mu.Unlock()
+			}
+		}
+		jobs = kept
+	})
 
 	results := make([]fsm.Outcome, len(jobs))
 	var wg sync.WaitGroup
@@ -501,4 +543,27 @@ func (e *Engine) account(jobs []job, results []fsm.Outcome) {
 		e.log.Error("workload permanently failed", "workload", id)
 		e.cfg.OnEvent("workload_permanently_failed", id, "", "gave up after the maximum attempts")
 	}
+}
+
+// pruneFailedOn forgets the failed nodes of workloads that no longer wait.
+func (e *Engine) pruneFailedOn(waiting []work) {
+	keep := make(map[string]bool, len(waiting))
+	for _, w := range waiting {
+		keep[w.w.ID] = true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id := range e.failedOn {
+		if !keep[id] {
+			delete(e.failedOn, id)
+		}
+	}
+}
+
+// laterOf returns the later of two times.
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -10,11 +10,6 @@ import (
 	"github.com/micro-orchestrator/mo/fsm"
 )
 
-// missingGrace is how long after a desired-state change an instance may be
-// absent from an agent's report before it counts as lost (a report can be
-// older than the start that produced the instance).
-const missingGrace = 2 * time.Second
-
 // stray is an instance an agent runs that the desired state does not place there.
 type stray struct {
 	node, addr, id string
@@ -23,9 +18,10 @@ type stray struct {
 
 // reconcile compares each newly reported agent status with the desired
 // state: strays are stopped, instances that exited are queued for a restart
-// (counting an attempt), and running instances whose start outcome was never
-// recorded are adopted.
-func (e *Engine) reconcile(ctx context.Context) {
+// (counting an attempt), instances that vanished or were stopped are queued
+// again (not counted), and running instances whose start outcome was never
+// recorded are adopted. It reports whether it changed the state.
+func (e *Engine) reconcile(ctx context.Context) bool {
 	e.mu.Lock()
 	var nodes []string
 	obs := map[string]observation{}
@@ -36,13 +32,23 @@ func (e *Engine) reconcile(ctx context.Context) {
 	e.dirty = map[string]bool{}
 	e.mu.Unlock()
 	if len(nodes) == 0 {
-		return
+		return false
 	}
 	sort.Strings(nodes)
 	var reqs []fsm.RecoveryRequest
 	var outcomes []fsm.Outcome
 	var strays []stray
 	e.store.Read(func(s *fsm.State) {
+		// The running workloads of the reported nodes, found in one scan.
+		placed := map[string][]*api.Workload{}
+		for _, n := range nodes {
+			placed[n] = nil
+		}
+		for _, w := range s.Workloads {
+			if _, ok := placed[w.Node]; ok && w.State == api.StateRunning {
+				placed[w.Node] = append(placed[w.Node], w)
+			}
+		}
 		for _, nodeID := range nodes {
 			n, ok := s.Nodes[nodeID]
 			if !ok {
@@ -51,50 +57,54 @@ func (e *Engine) reconcile(ctx context.Context) {
 			o := obs[nodeID]
 			seen := map[string]bool{}
 			for _, inst := range o.status.Workloads {
-				seen[inst.ID] = true
 				w := s.Workloads[inst.ID]
 				here := w != nil && w.Node == nodeID && w.Generation == inst.Generation &&
 					w.State != api.StateStopped && w.State != api.StatePermanentlyFailed
 				if !here {
 					if inst.State == api.InstanceRunning {
-						gen := inst.Generation
-						if w != nil && w.Generation > gen {
-							gen = w.Generation
-						}
-						strays = append(strays, stray{node: nodeID, addr: n.Address, id: inst.ID, generation: gen})
+						// Stop exactly the reported generation: the agent refuses
+						// it once it runs a newer one, so a late report can never
+						// stop the current instance.
+						strays = append(strays, stray{node: nodeID, addr: n.Address, id: inst.ID, generation: inst.Generation})
 					}
 					continue
 				}
 				if n.Status == api.NodeOffline || e.isInflight(inst.ID) {
+					seen[inst.ID] = true
 					continue // its workloads are being moved, or a start is under way
 				}
 				switch inst.State {
 				case api.InstanceRunning:
+					seen[inst.ID] = true
 					if w.State != api.StateRunning {
 						outcomes = append(outcomes, fsm.Outcome{ID: w.ID, Generation: w.Generation, Running: true, PID: inst.PID})
 					}
 				case api.InstanceExited, api.InstanceFailed:
+					seen[inst.ID] = true
 					if w.State == api.StateRunning {
 						reqs = append(reqs, fsm.RecoveryRequest{ID: w.ID, Reason: exitReason(inst, nodeID), CountAttempt: true})
 					}
 				}
+				// An instance reported stopped counts as absent below.
 			}
 			if n.Status == api.NodeOffline {
 				continue
 			}
-			for _, id := range sortedKeys(s.Workloads) {
-				w := s.Workloads[id]
-				if w.Node == nodeID && w.State == api.StateRunning && !seen[id] && !e.isInflight(id) && w.UpdatedAt.Before(o.at.Add(-missingGrace)) {
-					reqs = append(reqs, fsm.RecoveryRequest{ID: id, Reason: "instance no longer on node " + nodeID})
+			for _, w := range placed[nodeID] {
+				if !seen[w.ID] && !e.isInflight(w.ID) && w.UpdatedAt.Before(o.at.Add(-e.cfg.MissingGrace)) && e.started.Before(o.at.Add(-e.cfg.MissingGrace)) {
+					reqs = append(reqs, fsm.RecoveryRequest{ID: w.ID, Reason: "instance no longer running on node " + nodeID})
 				}
 			}
 		}
 	})
+	sort.Slice(reqs, func(i, j int) bool { return reqs[i].ID < reqs[j].ID })
 	now := time.Now().UTC()
+	changed := false
 	if len(outcomes) > 0 {
 		if err := e.store.Apply(&fsm.RecordOutcomes{At: now, MaxAttempts: e.cfg.MaxAttempts, Outcomes: outcomes}); err != nil {
 			e.log.Warn("recording reported instances failed", "error", err)
 		}
+		changed = true
 	}
 	if len(reqs) > 0 {
 		for _, r := range reqs {
@@ -105,10 +115,12 @@ func (e *Engine) reconcile(ctx context.Context) {
 			e.log.Warn("queueing exited workloads failed", "error", err)
 		}
 		e.notePermanent(reqs)
+		changed = true
 	}
 	for _, st := range strays {
 		e.stopStray(ctx, st)
 	}
+	return changed
 }
 
 // notePermanent counts and reports workloads that just became permanently failed.
