@@ -160,3 +160,28 @@ func containsFlag(flags []string, name string) bool {
 	}
 	return false
 }
+
+// runningAway reports whether every listed workload runs with a live pid
+// and none of them on the given nodes.
+func (tc *testCluster) runningAway(ids []string, nodes ...string) bool {
+	ws := tc.workloads()
+	for _, n := range nodesOf(ws, ids) {
+		for _, bad := range nodes {
+			if n == bad {
+				return false
+			}
+		}
+	}
+	return allRunning(ws, ids)
+}
+
+// runningOn reports whether every listed workload runs with a live pid on node.
+func (tc *testCluster) runningOn(ids []string, node string) bool {
+	ws := tc.workloads()
+	for _, n := range nodesOf(ws, ids) {
+		if n != node {
+			return false
+		}
+	}
+	return allRunning(ws, ids)
+}

@@ -150,17 +150,8 @@ func agentTrial(t *testing.T, tc *testCluster, ids []string, victim *agentProc, 
 		if detect == 0 && tc.nodeStatus(victim.id) == api.NodeOffline {
 			detect = time.Since(start)
 		}
-		if recover == 0 {
-			ws := tc.workloads()
-			ok := allRunning(ws, ids)
-			for _, n := range nodesOf(ws, ids) {
-				if n == victim.id {
-					ok = false
-				}
-			}
-			if ok {
-				recover = time.Since(start)
-			}
+		if recover == 0 && tc.runningAway(ids, victim.id) {
+			recover = time.Since(start)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -247,13 +238,7 @@ func TestBenchMassRecovery(t *testing.T) {
 		if detect == 0 && tc.nodeStatus("n1") == api.NodeOffline {
 			detect = time.Since(start)
 		}
-		ws := tc.workloads()
-		for _, n := range nodesOf(ws, ids) {
-			if n != "n2" {
-				return false
-			}
-		}
-		return allRunning(ws, ids)
+		return tc.runningOn(ids, "n2")
 	})
 	fmt.Printf("\n1,000 workloads: placed and running in %s; after kill -9 of their node: offline in %s, all running elsewhere in %s\n",
 		placeTime.Round(time.Millisecond), detect.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))

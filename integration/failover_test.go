@@ -60,18 +60,7 @@ func TestAgentKillRecovers(t *testing.T) {
 		return code == 0 && strings.Contains(out, victim.listen) && strings.Contains(out, "Offline Nodes: 1")
 	})
 	detected := time.Since(killed)
-	waitFor(t, 15*time.Second, "the workloads running elsewhere", func() bool {
-		ws := tc.workloads()
-		if !allRunning(ws, ids) {
-			return false
-		}
-		for _, n := range nodesOf(ws, ids) {
-			if n == victim.id {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, 15*time.Second, "the workloads running elsewhere", func() bool { return tc.runningAway(ids, victim.id) })
 	t.Logf("detected offline after %s, recovered after %s", detected.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
 	to := map[string]int{}
 	for _, id := range moved {
@@ -95,18 +84,7 @@ func TestTwoAgentsKilled(t *testing.T) {
 	ids := tc.submitSleepers(6)
 	tc.agents[0].proc.kill()
 	tc.agents[1].proc.kill()
-	waitFor(t, 20*time.Second, "everything on the survivor", func() bool {
-		ws := tc.workloads()
-		if !allRunning(ws, ids) {
-			return false
-		}
-		for _, n := range nodesOf(ws, ids) {
-			if n != tc.agents[2].id {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, 20*time.Second, "everything on the survivor", func() bool { return tc.runningOn(ids, tc.agents[2].id) })
 }
 
 // An agent stopped with SIGSTOP until offline, its workloads moved, then
@@ -143,15 +121,7 @@ func TestPausedAgentComesBackWithoutDuplicates(t *testing.T) {
 	syscall.Kill(victim.proc.pid(), syscall.SIGSTOP)
 	defer syscall.Kill(victim.proc.pid(), syscall.SIGCONT)
 	waitFor(t, 15*time.Second, "the paused agent offline", func() bool { return tc.countNodes(api.NodeOffline) == 1 })
-	waitFor(t, 15*time.Second, "its workloads moved", func() bool {
-		ws := tc.workloads()
-		for _, n := range nodesOf(ws, ids) {
-			if n == victim.id {
-				return false
-			}
-		}
-		return allRunning(ws, ids)
-	})
+	waitFor(t, 15*time.Second, "its workloads moved", func() bool { return tc.runningAway(ids, victim.id) })
 	syscall.Kill(victim.proc.pid(), syscall.SIGCONT)
 	resumed := time.Now()
 	waitFor(t, 10*time.Second, "exactly one instance of each workload", func() bool {
@@ -191,15 +161,7 @@ func TestLeaderAndAgentKilledTogether(t *testing.T) {
 	killed := time.Now()
 	waitFor(t, 20*time.Second, "the new leader to mark the agent offline", func() bool { return tc.countNodes(api.NodeOffline) == 1 })
 	detected := time.Since(killed)
-	waitFor(t, 20*time.Second, "the workloads running elsewhere", func() bool {
-		ws := tc.workloads()
-		for _, n := range nodesOf(ws, ids) {
-			if n == victim.id {
-				return false
-			}
-		}
-		return allRunning(ws, ids)
-	})
+	waitFor(t, 20*time.Second, "the workloads running elsewhere", func() bool { return tc.runningAway(ids, victim.id) })
 	t.Logf("offline after %s, recovered after %s", detected.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
 }
 

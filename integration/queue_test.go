@@ -67,15 +67,7 @@ func TestQueueWaitsForANodeThatFits(t *testing.T) {
 
 	// A node fits again: recovery finishes.
 	setCPU(t, cpuFile, "10")
-	waitFor(t, 20*time.Second, "recovery onto n1", func() bool {
-		ws := tc.workloads()
-		for _, n := range nodesOf(ws, ids) {
-			if n != "n1" {
-				return false
-			}
-		}
-		return allRunning(ws, ids)
-	})
+	waitFor(t, 20*time.Second, "recovery onto n1", func() bool { return tc.runningOn(ids, "n1") })
 	var m api.RecoveryMetrics
 	if err := tc.c.getJSON(tc.leader().http, "/recovery/metrics", &m); err != nil || m.QueueLength != 0 || m.Succeeded != 2 {
 		t.Fatalf("metrics after recovery: %+v %v", m, err)
