@@ -193,6 +193,9 @@ func (s *State) applyOutcomes(c *RecordOutcomes) error {
 			w.PID = o.PID
 			w.ExitCode = nil
 			w.Reason = ""
+			if o.Stable {
+				w.Attempts = 0
+			}
 			s.dequeue(o.ID)
 			continue
 		}

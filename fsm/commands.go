@@ -114,6 +114,9 @@ type Outcome struct {
 	// Uncounted, for a failure, re-queues the workload without counting an
 	// attempt (the leader abandoned the start, e.g. the node went away).
 	Uncounted bool `json:"uncounted,omitempty"`
+	// Stable, for a running instance, clears the failed attempts: it has run
+	// long enough that earlier failures no longer count towards giving up.
+	Stable bool `json:"stable,omitempty"`
 }
 
 // RecordOutcomes records start outcomes. A failed outcome counts an attempt.

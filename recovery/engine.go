@@ -46,6 +46,7 @@ type Config struct {
 	Concurrency         int           // agent calls in flight at once (64)
 	StartTimeout        time.Duration // one start call (10s)
 	MissingGrace        time.Duration // how old a report may be next to a start (the health timeout; 2s)
+	StableAfter         time.Duration // a workload running this long has its failed attempts cleared (10m)
 	MassFailureMinNodes int           // the mass-failure guard applies from this many nodes (5)
 	MassFailureFraction float64       // pause evictions when more than this fraction is offline (0.5)
 	Logger              hclog.Logger
@@ -75,6 +76,9 @@ func (c *Config) defaults() {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 64
+	}
+	if c.StableAfter <= 0 {
+		c.StableAfter = 10 * time.Minute
 	}
 	if c.MissingGrace <= 0 {
 		c.MissingGrace = 2 * time.Second

@@ -264,3 +264,33 @@ func TestAllowEvict(t *testing.T) {
 		}
 	}
 }
+
+// A workload that has run steadily for StableAfter has its failed attempts
+// cleared, so that rare crashes over a long life never add up to giving up.
+func TestStableRunClearsAttempts(t *testing.T) {
+	st, f := setup(t, 1, 1)
+	a := &agents{fail: map[string]error{"n1:80": &api.AgentError{Status: 500, Message: "boom"}}}
+	e := New(Config{Term: 1, MaxAttempts: 3, StableAfter: time.Minute}, st, healthy{"n1": 1}, a)
+	e.started = time.Now().Add(-time.Hour)
+	e.pass(context.Background(), true) // fails once
+	delete(a.fail, "n1:80")
+	e.pass(context.Background(), true) // runs
+	w := workload(f, "w0")
+	if w.State != api.StateRunning || w.Attempts != 1 {
+		t.Fatalf("%+v", w)
+	}
+	report := api.AgentStatus{Workloads: []api.AgentWorkload{{ID: "w0", PID: w.PID, State: api.InstanceRunning, Generation: w.Generation}}}
+	e.Observe("n1", report)
+	e.pass(context.Background(), false)
+	if got := workload(f, "w0"); got.Attempts != 1 {
+		t.Fatalf("attempts cleared too early: %+v", got)
+	}
+	e.mu.Lock()
+	e.observed["n1"] = observation{status: report, at: w.UpdatedAt.Add(2 * time.Minute)}
+	e.dirty["n1"] = true
+	e.mu.Unlock()
+	e.pass(context.Background(), false)
+	if got := workload(f, "w0"); got.Attempts != 0 || got.State != api.StateRunning {
+		t.Fatalf("attempts not cleared after a stable run: %+v", got)
+	}
+}

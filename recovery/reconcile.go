@@ -76,8 +76,12 @@ func (e *Engine) reconcile(ctx context.Context) bool {
 				switch inst.State {
 				case api.InstanceRunning:
 					seen[inst.ID] = true
-					if w.State != api.StateRunning {
+					switch {
+					case w.State != api.StateRunning:
 						outcomes = append(outcomes, fsm.Outcome{ID: w.ID, Generation: w.Generation, Running: true, PID: inst.PID})
+					case w.Attempts > 0 && o.at.Sub(w.UpdatedAt) > e.cfg.StableAfter:
+						// Running steadily again: earlier failures stop counting.
+						outcomes = append(outcomes, fsm.Outcome{ID: w.ID, Generation: w.Generation, Running: true, PID: inst.PID, Stable: true})
 					}
 				case api.InstanceExited, api.InstanceFailed:
 					seen[inst.ID] = true
