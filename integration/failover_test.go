@@ -73,6 +73,14 @@ func TestAgentKillRecovers(t *testing.T) {
 	if !strings.Contains(out, "=== Recovery Metrics ===") || !strings.Contains(out, "succeeded") {
 		t.Fatalf("recovery output:\n%s", out)
 	}
+	out, _, code := tc.cli("check", "--addr", f.http)
+	if code != 0 || !strings.Contains(out, "✓ Health check completed") || !strings.Contains(out, "Online Nodes: 2") || !strings.Contains(out, "Offline Nodes: 1") {
+		t.Fatalf("check output (exit %d):\n%s", code, out)
+	}
+	var sum api.HealthSummary
+	if out, _, _ := tc.cli("health", "--addr", f.http, "--json"); jsonUnmarshal([]byte(out), &sum) != nil || sum.TotalNodes != 3 || sum.OfflineNodes != 1 {
+		t.Fatalf("health --json:\n%s", out)
+	}
 }
 
 // Two agents killed at once: everything runs on the survivor.
