@@ -7,10 +7,19 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
 )
+
+// startFullCluster starts 3 replicas and 3 agents, all healthy.
+func startFullCluster(t testing.TB) *testCluster {
+	tc := newTestCluster(t)
+	tc.startReplicas(3)
+	tc.startAgents(3)
+	return tc
+}
 
 // startAgents starts n agents joined to the cluster and waits until the
 // leader sees them all online.

@@ -21,10 +21,7 @@ func readFile(p string) (string, error) {
 // shows through the CLI pointed at a follower; stop leaves no process of the
 // group alive; an echo's output shows through the CLI.
 func TestAgentsRunPlacedWorkloads(t *testing.T) {
-	tc := newTestCluster(t)
-	defer tc.dumpLogs()
-	tc.startReplicas(3)
-	tc.startAgents(3)
+	tc := startFullCluster(t)
 	f := tc.followers()[0]
 	out, errOut, code := tc.cli("submit", "--addr", f.http, "--name", "sleepy", "--count", "6", "--", "sleep", "600")
 	if code != 0 {
@@ -82,7 +79,6 @@ func TestAgentsRunPlacedWorkloads(t *testing.T) {
 // running.
 func TestUnstartableCommandFailsWithReason(t *testing.T) {
 	tc := newTestCluster(t, "--max-attempts", "2")
-	defer tc.dumpLogs()
 	tc.startReplicas(1)
 	tc.startAgents(1)
 	ids, err := tc.submit(tc.replicas[0].http, api.SubmitRequest{Name: "nope", Command: "/definitely/not/here"})
@@ -109,7 +105,6 @@ func TestUnstartableCommandFailsWithReason(t *testing.T) {
 // and a start request without the token starts nothing.
 func TestAgentRequiresToken(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(1)
 	tc.startAgents(1)
 	a := tc.agents[0]

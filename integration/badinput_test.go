@@ -17,7 +17,6 @@ import (
 // whether it reaches the leader or a follower.
 func TestBadInputChangesNothing(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	if _, err := tc.submit(tc.leader().http, api.SubmitRequest{Name: "good", Command: "sleep", Args: []string{"1"}}); err != nil {
 		t.Fatal(err)
@@ -81,7 +80,6 @@ func TestBadInputChangesNothing(t *testing.T) {
 // Every scheduler endpoint answers 401 without the token and with a wrong one.
 func TestSchedulerRequiresToken(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(1)
 	paths := []struct{ method, path string }{
 		{"GET", "/workloads"}, {"POST", "/workloads"}, {"GET", "/workloads/x"}, {"DELETE", "/workloads/x"},

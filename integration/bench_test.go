@@ -51,7 +51,6 @@ func summarize(name string, ds []time.Duration) string {
 func TestBenchLeaderFailover(t *testing.T) {
 	requireBench(t)
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	runs := 12
 	var ds []time.Duration
@@ -89,7 +88,6 @@ func TestBenchLeaderFailover(t *testing.T) {
 func TestBenchSubmitThroughput(t *testing.T) {
 	requireBench(t)
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	measure := func(address string) (float64, time.Duration) {
 		var n atomic.Int64
@@ -192,10 +190,7 @@ func (tc *testCluster) nodeStatus(id string) string {
 // times with the default settings, over repeated trials.
 func TestBenchAgentFailover(t *testing.T) {
 	requireBench(t)
-	tc := newTestCluster(t)
-	defer tc.dumpLogs()
-	tc.startReplicas(3)
-	tc.startAgents(3)
+	tc := startFullCluster(t)
 	ids := tc.submitSleepers(6)
 	var det, rec, ldet, lrec []time.Duration
 	for i := 0; i < 12; i++ {
@@ -218,7 +213,6 @@ func TestBenchAgentFailover(t *testing.T) {
 func TestBenchMassRecovery(t *testing.T) {
 	requireBench(t)
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	tc.startAgents(1)
 	var ids []string

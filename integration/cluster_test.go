@@ -22,7 +22,6 @@ func intp(n int) *int { return &n }
 // The CLI pointed at each replica in turn submits and lists the same workloads.
 func TestCLIOnEveryReplica(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	var all []string
 	for _, r := range tc.replicas {
@@ -96,7 +95,6 @@ func TestCLIOnEveryReplica(t *testing.T) {
 // afterwards on all three replicas. Repeated for several kills in a row.
 func TestLeaderKillDuringSubmissions(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 
 	var mu sync.Mutex
@@ -172,7 +170,6 @@ func TestLeaderKillDuringSubmissions(t *testing.T) {
 // Stop all three, start them again on their data dirs: GET /state is the same.
 func TestRestartAllKeepsState(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	if _, err := tc.submit(tc.replicas[1].http, api.SubmitRequest{Name: "keep", Command: "sleep", Args: []string{"600"}, Count: intp(5), Env: map[string]string{"A": "1"}}); err != nil {
 		t.Fatal(err)
@@ -222,7 +219,6 @@ func TestRestartAllKeepsState(t *testing.T) {
 // remove of a dead replica and join of a fresh one leaves a working cluster.
 func TestRemoveDeadAndJoinFresh(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	dead := tc.followers()[0]
 	dead.proc.kill()
@@ -275,7 +271,6 @@ func TestRemoveDeadAndJoinFresh(t *testing.T) {
 // and the CLI says so and exits 1.
 func TestNoLeaderAnswers503(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	survivor := tc.followers()[0]
 	for _, r := range tc.replicas {
@@ -305,7 +300,6 @@ func TestNoLeaderAnswers503(t *testing.T) {
 // replica leads at once, without waiting for an election timeout.
 func TestLeaderSIGTERMTransfersLeadership(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	l := tc.leader()
 	if err := l.proc.term(15 * time.Second); err != nil {
@@ -328,7 +322,6 @@ func TestLeaderSIGTERMTransfersLeadership(t *testing.T) {
 // the joiners start first and retry until the bootstrapping one is up.
 func TestReplicasStartInAnyOrder(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	for i := 1; i <= 3; i++ {
 		tc.replicas = append(tc.replicas, &replica{
 			id: fmt.Sprintf("s%d", i), http: addr(freePort(t)), raft: addr(freePort(t)),

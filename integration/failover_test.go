@@ -40,10 +40,7 @@ func nodesOf(ws []api.Workload, ids []string) map[string]string {
 // kill -9 of an agent: a follower's health shows it offline, and its
 // workloads run on the other two with live pids, spread over both.
 func TestAgentKillRecovers(t *testing.T) {
-	tc := newTestCluster(t)
-	defer tc.dumpLogs()
-	tc.startReplicas(3)
-	tc.startAgents(3)
+	tc := startFullCluster(t)
 	ids := tc.submitSleepers(6)
 	victim := tc.agents[0]
 	var moved []string
@@ -85,10 +82,7 @@ func TestAgentKillRecovers(t *testing.T) {
 
 // Two agents killed at once: everything runs on the survivor.
 func TestTwoAgentsKilled(t *testing.T) {
-	tc := newTestCluster(t)
-	defer tc.dumpLogs()
-	tc.startReplicas(3)
-	tc.startAgents(3)
+	tc := startFullCluster(t)
 	ids := tc.submitSleepers(6)
 	tc.agents[0].proc.kill()
 	tc.agents[1].proc.kill()
@@ -100,10 +94,7 @@ func TestTwoAgentsKilled(t *testing.T) {
 // instance of each workload runs across all agents. A 1 s stop, shorter than
 // the failure window, never marks a node offline.
 func TestPausedAgentComesBackWithoutDuplicates(t *testing.T) {
-	tc := newTestCluster(t)
-	defer tc.dumpLogs()
-	tc.startReplicas(3)
-	tc.startAgents(3)
+	tc := startFullCluster(t)
 	ids := tc.submitSleepers(6)
 
 	// A short pause is absorbed.
@@ -157,10 +148,7 @@ func TestPausedAgentComesBackWithoutDuplicates(t *testing.T) {
 // The leader and an agent killed together: the new leader marks the agent
 // offline and recovers its workloads.
 func TestLeaderAndAgentKilledTogether(t *testing.T) {
-	tc := newTestCluster(t)
-	defer tc.dumpLogs()
-	tc.startReplicas(3)
-	tc.startAgents(3)
+	tc := startFullCluster(t)
 	ids := tc.submitSleepers(6)
 	l := tc.leader()
 	victim := tc.agents[2]
@@ -177,7 +165,6 @@ func TestLeaderAndAgentKilledTogether(t *testing.T) {
 // permanently_failed, visible in the recovery metrics; no endless loop.
 func TestCrashingWorkloadGivesUp(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(1)
 	tc.startAgents(2)
 	ids, err := tc.submit(tc.replicas[0].http, api.SubmitRequest{Name: "crasher", Command: "sh", Args: []string{"-c", "exit 3"}})

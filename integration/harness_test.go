@@ -212,7 +212,10 @@ type agentProc struct {
 
 func newTestCluster(t testing.TB, extra ...string) *testCluster {
 	dir := t.TempDir()
-	return &testCluster{t: t, dir: dir, token: "test-token-" + strconv.Itoa(os.Getpid()), c: newClient("test-token-" + strconv.Itoa(os.Getpid())), extra: extra}
+	token := "test-token-" + strconv.Itoa(os.Getpid())
+	tc := &testCluster{t: t, dir: dir, token: token, c: newClient(token), extra: extra}
+	t.Cleanup(tc.dumpLogs) // runs after the processes are killed, before dir is removed
+	return tc
 }
 
 // startReplicas starts n replicas (the first bootstraps, the others join)

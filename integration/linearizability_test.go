@@ -329,7 +329,6 @@ func testLinCluster(t *testing.T) {
 		maxPerClient = 600
 	)
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	tc.leader()
 

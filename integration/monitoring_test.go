@@ -142,7 +142,6 @@ func TestMonitoringAlertsEventsMetrics(t *testing.T) {
 	srv := httptest.NewServer(hook)
 	defer srv.Close()
 	tc := newTestCluster(t, "--alert-webhook", srv.URL+"/alerts", "--health-interval", "1s")
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	cpu := map[string]string{}
 	for i := 1; i <= 3; i++ {
@@ -352,7 +351,6 @@ func TestWebhookDownDoesNotSlowRecovery(t *testing.T) {
 	closed := "http://" + ln.Addr().String() + "/hooks/s3cr3t-path"
 	ln.Close()
 	tc := newTestCluster(t, "--alert-webhook", closed, "--log-json")
-	defer tc.dumpLogs()
 	tc.startReplicas(1)
 	tc.startAgents(3, "--log-json")
 	ids := tc.submitSleepers(3)

@@ -22,7 +22,6 @@ func setCPU(t *testing.T, file string, pct string) {
 // meanwhile with the queue intact, and recovery finishes once a node fits.
 func TestQueueWaitsForANodeThatFits(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	cpuFile := filepath.Join(tc.dir, "n1.cpu")
 	setCPU(t, cpuFile, "95")

@@ -20,7 +20,6 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 // is overwritten.
 func TestBackupAndRestore(t *testing.T) {
 	tc := newTestCluster(t)
-	defer tc.dumpLogs()
 	tc.startReplicas(3)
 	ids, err := tc.submit(tc.replicas[0].http, api.SubmitRequest{Name: "saved", Command: "sleep", Args: []string{"600"}, Count: intp(3)})
 	if err != nil {
@@ -65,7 +64,6 @@ func TestBackupAndRestore(t *testing.T) {
 
 	// A fresh single replica seeded from the backup serves the same workloads.
 	fresh := newTestCluster(t, "--restore", backup)
-	defer fresh.dumpLogs()
 	fresh.startReplicas(1)
 	waitFor(t, 20*time.Second, "restored workloads", func() bool {
 		var list api.WorkloadList
