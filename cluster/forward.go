@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -43,7 +45,13 @@ func (r *Replica) forward(next http.Handler) http.Handler {
 		Transport: api.NewTransport(""), // the client's own Authorization header travels as is
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			r.log.Warn("forwarding to the leader failed", "error", err)
-			noLeader(w, "forwarding to the leader failed: "+err.Error())
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				// Nothing reached the leader: safe to retry.
+				noLeader(w, "forwarding to the leader failed: "+err.Error())
+				return
+			}
+			api.WriteError(w, http.StatusBadGateway, "the leader did not answer; the request may or may not have been applied: "+err.Error())
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

@@ -160,7 +160,7 @@ func (r *Replica) stopOnAgent(ctx context.Context, wl *api.Workload) error {
 	if addr == "" {
 		return fmt.Errorf("node %s unknown", wl.Node)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	err := r.agents.Stop(ctx, addr, wl.ID, r.raft.CurrentTerm(), wl.Generation)
 	if ae, ok := err.(*api.AgentError); ok && ae.Status == http.StatusNotFound {

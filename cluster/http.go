@@ -89,6 +89,8 @@ func writeApplyError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		noLeader(w, err.Error())
+	case errors.Is(err, ErrOutcomeUnknown):
+		api.WriteError(w, http.StatusBadGateway, err.Error())
 	case errors.Is(err, fsm.ErrNotFound):
 		api.WriteError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, fsm.ErrConflict):

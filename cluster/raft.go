@@ -16,6 +16,10 @@ import (
 // ErrNotLeader is returned when a write reaches a replica that does not lead.
 var ErrNotLeader = errors.New("this replica is not the leader")
 
+// ErrOutcomeUnknown is returned when leadership was lost while a write was
+// being committed: it may or may not have been applied.
+var ErrOutcomeUnknown = errors.New("leadership was lost while the write was being committed; it may or may not have been applied")
+
 // openRaft creates the raft node on the data dir: raft-boltdb/v2 for the log
 // and stable store, a file snapshot store and a TCP transport. It reports
 // whether the data dir already held raft state.

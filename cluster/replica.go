@@ -69,7 +69,7 @@ func New(cfg Config) (*Replica, error) {
 		fsm:      fsm.New(),
 		leaderCh: make(chan bool, 16),
 		client:   api.NewHTTPClient(cfg.Token, 10*time.Second),
-		agents:   api.NewAgentClient(cfg.Token, 30*time.Second),
+		agents:   api.NewAgentClient(cfg.Token, 90*time.Second),
 	}
 	if err := r.initMonitoring(); err != nil {
 		return nil, err
@@ -222,7 +222,10 @@ func (r *Replica) Apply(c fsm.Command) error {
 	}
 	f := r.raft.Apply(b, applyTimeout)
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return ErrOutcomeUnknown
+		}
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
 		return err

@@ -162,6 +162,11 @@ func (l *loop) startRound(req *checkRequest, refresh bool) {
 			}
 			continue
 		}
+		if _, due := l.confirms[id]; due && req != nil {
+			// A forced round must not confirm a failure sooner than
+			// ConfirmDelay after it: the confirm check is already scheduled.
+			continue
+		}
 		ns := l.m.nodes[id]
 		l.inflight[id] = &job{node: api.Node{ID: id, Address: ns.h.Address}, batches: []*batch{b}}
 		l.queue = append(l.queue, id)

@@ -177,7 +177,7 @@ func (e *Engine) stopStray(ctx context.Context, st stray) {
 			return
 		}
 		defer func() { <-e.stopSem }()
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 		if err := e.agents.Stop(cctx, st.addr, st.id, e.cfg.Term, st.generation); err != nil {
 			e.log.Warn("stopping a stray instance failed; will retry on the next report", "workload", st.id, "node", st.node, "error", err)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 
 	"github.com/micro-orchestrator/mo/agent"
 )
@@ -42,9 +43,11 @@ Flags:
 
 const usageFoot = `
 Environment:
-  SCHEDULER_TOKEN   the cluster token when --token is not given (preferred:
-                    flags are visible to every user in ps). Workloads never
-                    see the token.
+  SCHEDULER_TOKEN   the cluster token when neither --token nor --token-file is
+                    given (flags are visible to every user in ps). Workloads do
+                    not inherit it, and the agent makes its /proc entries
+                    unreadable to other users; a workload running as the
+                    agent's own user, or as root, can still find it.
 
 Exit codes: 0 clean shutdown (SIGTERM or SIGINT; a second signal exits at
 once), 1 runtime error, 2 usage error.
@@ -76,6 +79,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs.StringVar(&join, "join", "", "comma-separated scheduler replica HTTP `ADDRS` (host:port), tried in turn")
 	fs.StringVar(&cfg.DataDir, "data", "", "data `DIR` for state and workload output, created 0700 (required)")
 	fs.StringVar(&cfg.Token, "token", "", "cluster `TOKEN` (default $SCHEDULER_TOKEN)")
+	var tokenFile string
+	fs.StringVar(&tokenFile, "token-file", "", "read the cluster token from `FILE` (keeps it out of ps and the environment)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow running without a token: anyone who reaches the agent can run commands")
 	fs.DurationVar(&cfg.StopGrace, "stop-grace", agent.DefaultStopGrace, "wait between SIGTERM and SIGKILL when stopping a workload")
 	fs.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", agent.DefaultLogMaxBytes, "cap of each workload's output.log in `BYTES`; over it the oldest half is dropped")
@@ -97,9 +102,21 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 			cfg.Join = append(cfg.Join, j)
 		}
 	}
+	if tokenFile != "" {
+		if cfg.Token != "" {
+			return usageError(stderr, fmt.Errorf("--token and --token-file are exclusive"))
+		}
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return usageError(stderr, fmt.Errorf("--token-file: %v", err))
+		}
+		cfg.Token = strings.TrimSpace(string(b))
+	}
 	if cfg.Token == "" {
 		cfg.Token = getenv("SCHEDULER_TOKEN")
 	}
+	// Keep other users from reading the token out of /proc/<pid>/environ.
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	// Zero would mean "default" to agent.Config; on the command line it is a mistake.
 	if cfg.StopGrace <= 0 {
 		return usageError(stderr, fmt.Errorf("--stop-grace must be positive, not %s", cfg.StopGrace))

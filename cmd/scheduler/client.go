@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -70,6 +71,9 @@ func (c *client) do(method, path string, in, out any) error {
 			return err
 		}
 	}
+	if len(c.addrs) == 0 {
+		return usageError("no replica address: pass --addr or set SCHEDULER_ADDR")
+	}
 	deadline := time.Now().Add(c.timeout)
 	var lastErr error
 	for {
@@ -78,8 +82,7 @@ func (c *client) do(method, path string, in, out any) error {
 			if err == nil {
 				return nil
 			}
-			var he *httpError
-			if errors.As(err, &he) && he.status != http.StatusServiceUnavailable {
+			if !retryable(err, method) {
 				return err
 			}
 			lastErr = err
@@ -142,9 +145,17 @@ func printJSON(v any) {
 	_ = enc.Encode(v)
 }
 
-// fail prints an error and returns the failure exit code.
+// fail prints an error and returns its exit code: 2 for a usage error, else 1.
 func fail(cmd string, err error) int {
 	fmt.Fprintf(os.Stderr, "scheduler %s: %v\n", cmd, err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	var he *httpError
+	if errors.As(err, &he) && he.status == http.StatusBadGateway {
+		fmt.Fprintln(os.Stderr, "  (check with 'scheduler workloads' before you retry a submission)")
+	}
 	return exitFail
 }
 
@@ -204,4 +215,25 @@ func flagsFirst(fs *flag.FlagSet, args []string) []string {
 		flags = append(flags, "--")
 	}
 	return append(flags, pos...)
+}
+
+// usageError is a mistake in how a command was called (exit code 2).
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// retryable reports whether a failed call may be sent again, to the next
+// replica or after a pause: always when no leader took it (503) or when it
+// never left this machine; for a submission, never once it may have been
+// applied, since a second one would create the workloads twice.
+func retryable(err error, method string) bool {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status == http.StatusServiceUnavailable || (he.status == http.StatusBadGateway && method != http.MethodPost)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return method != http.MethodPost
 }

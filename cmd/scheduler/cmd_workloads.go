@@ -43,6 +43,10 @@ func runSubmit(args []string) int {
 		fmt.Fprintln(os.Stderr, "scheduler submit: --name is required")
 		return exitUsage
 	}
+	if *count < 1 || *count > 1000 {
+		fmt.Fprintf(os.Stderr, "scheduler submit: --count must be between 1 and 1000, got %d\n", *count)
+		return exitUsage
+	}
 	req := api.SubmitRequest{Name: *name, Command: fs.Arg(0), Args: fs.Args()[1:], Env: env, Count: count}
 	var resp api.SubmitResponse
 	c := cf.client()
@@ -167,6 +171,10 @@ func runLogs(args []string) int {
 	tail := fs.Int("tail", 100, "number of lines from the end")
 	if code, ok := parse(fs, args, "logs ID [--tail N]", 1); !ok {
 		return code
+	}
+	if *tail < 1 || *tail > 10000 {
+		fmt.Fprintf(os.Stderr, "scheduler logs: --tail must be between 1 and 10000, got %d\n", *tail)
+		return exitUsage
 	}
 	var b []byte
 	if err := cf.client().do("GET", "/workloads/"+url.PathEscape(fs.Arg(0))+"/logs?tail="+itoa(*tail), nil, &b); err != nil {

@@ -27,6 +27,7 @@ func runServe(args []string) int {
 	join := fs.String("join", "", "comma-separated HTTP addresses of replicas to join, tried in turn until one accepts")
 	fs.DurationVar(&cfg.JoinTimeout, "join-timeout", cfg.JoinTimeout, "give up joining after this long")
 	fs.StringVar(&cfg.Token, "token", os.Getenv("SCHEDULER_TOKEN"), "cluster token (default $SCHEDULER_TOKEN)")
+	tokenFile := fs.String("token-file", "", "read the cluster token from this file (keeps it out of ps and the environment)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow running without a cluster token")
 	fs.StringVar(&cfg.RestoreFile, "restore", "", "seed a new cluster from this state file (empty data dir only)")
 	fs.DurationVar(&cfg.SaveInterval, "save-interval", cfg.SaveInterval, "how often the leader writes the state file")
@@ -61,13 +62,25 @@ func runServe(args []string) int {
 	if *join != "" {
 		cfg.Join = splitList(*join)
 	}
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "scheduler serve: --token-file: %v\n", err)
+			return exitUsage
+		}
+		cfg.Token = strings.TrimSpace(string(b))
+	}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{
 		Name: "scheduler." + cfg.ID, Level: hclog.LevelFromString(*logLevel), JSONFormat: *logJSON, Output: os.Stderr,
 	})
-	r, err := cluster.New(cfg)
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "scheduler serve: %v\n", err)
 		return exitUsage
+	}
+	r, err := cluster.New(cfg) // reads and checks a --restore file
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "scheduler serve: %v\n", err)
+		return exitFail
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
