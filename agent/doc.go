@@ -45,8 +45,12 @@
 //     any variable whose value is the token, plus the submitted env. Their
 //     working directory is <data>/workloads/<id>, stdin is /dev/null, and a
 //     command without a slash is looked up in the agent's PATH.
-//   - Processes that leave their process group (setsid, setpgid) escape the
-//     group kill; the agent still reaps them when they die.
+//   - Every workload process carries MO_INSTANCE=<agent run>:<id>:<generation>
+//     in its environment (escaped.go). Processes that leave their process
+//     group (setsid, setpgid) escape the group kill, but when the instance
+//     ends the agent kills its children that carry the instance's tag, and
+//     the guard kills every process tagged with the agent's run when the
+//     agent dies. A process that clears its environment escapes both.
 //   - Pdeathsig reaches a workload's main process only. Its background
 //     children are killed by the guard (guard.go), a small sh process that
 //     SIGKILLs every workload group still running once the agent is gone,

@@ -34,6 +34,15 @@ done
 for g in $groups; do
 	[ "$g" -gt 1 ] && kill -9 "-$g" 2>/dev/null
 done
+# Processes that left their group (setsid, daemons) still carry the run's tag.
+if [ -n "$1" ]; then
+	set +f
+	for d in /proc/[0-9]*; do
+		if tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -q "^` + instanceEnv + `=$1:"; then
+			kill -9 "${d#/proc/}" 2>/dev/null
+		fi
+	done
+fi
 exit 0
 `
 
@@ -51,12 +60,12 @@ type guard struct {
 }
 
 // startGuard starts the guard process with stdout and stderr on nullFd.
-func startGuard(nullFd uintptr, log hclog.Logger) (*guard, error) {
+func startGuard(nullFd uintptr, runID string, log hclog.Logger) (*guard, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	pid, err := syscall.ForkExec("/bin/sh", []string{"mo-agent-guard", "-c", guardScript}, &syscall.ProcAttr{
+	pid, err := syscall.ForkExec("/bin/sh", []string{"mo-agent-guard", "-c", guardScript, "mo-agent-guard", runID}, &syscall.ProcAttr{
 		Dir:   "/",
 		Env:   []string{"PATH=/usr/bin:/bin", "LC_ALL=C"},
 		Files: []uintptr{pr.Fd(), nullFd, nullFd},

@@ -18,7 +18,7 @@ func TestGuardKillsAnnouncedGroupsWhenTheAgentGoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer devNull.Close()
-	g, err := startGuard(devNull.Fd(), hclog.NewNullLogger())
+	g, err := startGuard(devNull.Fd(), "", hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, b
 	wfd := pw.Fd()
 	attr := &syscall.ProcAttr{
 		Dir:   in.dir,
-		Env:   mergeEnv(s.baseEnv, req.Env),
+		Env:   append(mergeEnv(s.baseEnv, req.Env), s.instanceTag(in)),
 		Files: []uintptr{s.nullFd, wfd, wfd},
 		// Own process group, so that stop reaches every process of the
 		// workload; SIGKILL when the agent dies, so a dead agent is a dead
@@ -168,6 +168,9 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 	gone := reapGroup(in.pid, groupGoneTimeout)
 	if !gone {
 		s.log.Error("processes of the workload's group are still alive after SIGKILL", "id", in.id, "pgid", in.pid)
+	}
+	if n := killTagged(s.instanceTag(in)); n > 0 {
+		s.log.Warn("killed processes that had left the workload's process group", "id", in.id, "generation", in.gen, "count", n)
 	}
 	select {
 	case <-drained:

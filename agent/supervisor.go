@@ -51,6 +51,7 @@ type supervisor struct {
 	cfg     supervisorConfig
 	log     hclog.Logger
 	baseEnv []string
+	runID   string // tags every workload process of this agent run (escaped.go)
 	devNull *os.File
 	nullFd  uintptr
 	guard   *guard // nil if it could not start
@@ -99,7 +100,8 @@ func newSupervisor(cfg supervisorConfig, log hclog.Logger) (*supervisor, error) 
 		stopBG:  make(chan struct{}),
 		bgDone:  make(chan struct{}),
 	}
-	if s.guard, err = startGuard(s.nullFd, log); err != nil {
+	s.runID = newRunID()
+	if s.guard, err = startGuard(s.nullFd, s.runID, log); err != nil {
 		log.Warn("no guard process: background processes of workloads will outlive a killed agent until it restarts", "error", err)
 	}
 	if cfg.keepEnded <= 0 {

@@ -3,6 +3,7 @@ package integration
 import (
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -126,4 +127,31 @@ func TestAgentRequiresToken(t *testing.T) {
 			t.Fatalf("process %s was started without the token: %q", e.Name(), cmd)
 		}
 	}
+}
+
+// A killed agent is a dead node: even a workload process that left its
+// process group (setsid) dies with the agent.
+func TestEscapedProcessDiesWithTheAgent(t *testing.T) {
+	tc := newTestCluster(t)
+	tc.startReplicas(1)
+	tc.startAgents(1)
+	a := tc.agents[0]
+	ids, err := tc.submit(tc.replicas[0].http, api.SubmitRequest{Name: "escaper", Command: "sh",
+		Args: []string{"-c", "setsid sleep 600 & echo $! > escaped.pid; sleep 600"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(a.data, "workloads", ids[0], "escaped.pid")
+	var escaped int
+	waitFor(t, 20*time.Second, "the escaped process", func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false
+		}
+		escaped, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pidAlive(escaped)
+	})
+	t.Cleanup(func() { syscall.Kill(escaped, syscall.SIGKILL) })
+	a.proc.kill()
+	waitFor(t, 10*time.Second, "the escaped process to die with the agent", func() bool { return !pidAlive(escaped) })
 }
