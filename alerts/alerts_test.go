@@ -184,3 +184,31 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// A new leader seeded with its predecessor's active alerts resolves those
+// that cleared meanwhile and does not fire again those still true.
+func TestSeedTakesOverActiveAlerts(t *testing.T) {
+	rec := &recorder{}
+	m := NewManager(ManagerConfig{Replica: "s2", Events: NewLog("e", 100), Notifier: rec})
+	offline := api.Alert{Name: api.AlertNodeOffline, Severity: api.SeverityCritical, Subject: "n1", Node: "n1", Value: 1, Since: t0}
+	stillOffline := api.Alert{Name: api.AlertNodeOffline, Severity: api.SeverityCritical, Subject: "n2", Node: "n2", Value: 1, Since: t0}
+	m.Seed([]api.Alert{offline, stillOffline})
+
+	in := Inputs{Nodes: []NodeInput{
+		{ID: "n1", Address: "h:1", Status: api.NodeOnline, LastCheckOK: true, ResponseTime: time.Millisecond},
+		{ID: "n2", Address: "h:2", Status: api.NodeOffline, StatusSince: t0},
+	}}
+	fired, resolved := m.Evaluate(in, t0.Add(time.Minute))
+	if len(fired) != 0 {
+		t.Fatalf("fired again: %v", names(fired))
+	}
+	if len(resolved) != 1 || resolved[0].Subject != "n1" {
+		t.Fatalf("resolved %v, want NodeOffline/n1", names(resolved))
+	}
+	if len(rec.got) != 1 || rec.got[0].Status != api.AlertResolved {
+		t.Fatalf("notifications: %+v", rec.got)
+	}
+	if act := m.Active(); len(act) != 1 || act[0].Subject != "n2" || !act[0].Since.Equal(t0) {
+		t.Fatalf("active: %+v", act)
+	}
+}

@@ -59,6 +59,19 @@ func (m *Manager) Reset() {
 	m.mu.Unlock()
 }
 
+// Seed makes the active set exactly as, without firing anything: a new
+// leader takes over the alerts its predecessor had active, so that the next
+// Evaluate resolves those that cleared meanwhile and keeps the rest.
+func (m *Manager) Seed(as []api.Alert) {
+	set := NewSet(m.cfg.Thresholds)
+	for _, a := range as {
+		set.active[key{a.Name, a.Subject}] = a
+	}
+	m.mu.Lock()
+	m.set = set
+	m.mu.Unlock()
+}
+
 // Evaluate brings the active set in line with in at time now, and reports
 // each alert that fired or resolved.
 func (m *Manager) Evaluate(in Inputs, now time.Time) (fired, resolved []api.Alert) {

@@ -65,7 +65,9 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 		}
 	})
 	ls.health, ls.recovery = mon, eng
-	r.alerts.Reset()
+	var active []api.Alert
+	r.fsm.Read(func(s *fsm.State) { active = append(active, s.ActiveAlerts...) })
+	r.alerts.Seed(active)
 	ls.wg.Add(3)
 	go func() { defer ls.wg.Done(); mon.Run(ctx) }()
 	go func() { defer ls.wg.Done(); eng.Run(ctx) }()

@@ -66,7 +66,13 @@ func (r *Replica) alertLoop(ctx context.Context, ls *leaderState) {
 		if ctx.Err() != nil {
 			return
 		}
-		r.alerts.Evaluate(r.alertInputs(ls), time.Now())
+		fired, resolved := r.alerts.Evaluate(r.alertInputs(ls), time.Now())
+		if len(fired)+len(resolved) > 0 {
+			// Replicate the active set for the next leader to take over.
+			if err := r.Apply(&fsm.SetAlerts{Alerts: r.alerts.Active()}); err != nil && ctx.Err() == nil {
+				r.log.Warn("recording the active alerts failed", "error", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return

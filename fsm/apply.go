@@ -31,6 +31,9 @@ func (s *State) apply(c Command) error {
 		return s.applyRemoveReplica(c)
 	case *LoadState:
 		return s.applyLoad(c)
+	case *SetAlerts:
+		s.ActiveAlerts = append([]api.Alert(nil), c.Alerts...)
+		return nil
 	default:
 		return fmt.Errorf("%w: unhandled command %T", ErrInvalid, c)
 	}
@@ -242,8 +245,9 @@ func (s *State) applyLoad(c *LoadState) error {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	n := c.State.Clone()
-	// Keep the replica addresses of the running cluster.
+	// Keep the replica addresses of the running cluster; its alerts start afresh.
 	n.Replicas = s.Replicas
+	n.ActiveAlerts = nil
 	*s = *n
 	return nil
 }

@@ -40,6 +40,7 @@ func oneOfEach() []struct {
 		{&fsm.SetReplica{ID: "s1", HTTP: "127.0.0.1:7001"}, 8},
 		{&fsm.RemoveReplica{ID: "s1"}, 9},
 		{&fsm.LoadState{State: st}, 10},
+		{&fsm.SetAlerts{Alerts: []api.Alert{{Name: "NodeOffline", Severity: "critical", Subject: "n1", Summary: "s", Value: 1, Since: at(7), Node: "n1"}}}, 11},
 	}
 }
 
@@ -67,8 +68,8 @@ func TestEncodeDecodeEveryCommand(t *testing.T) {
 		})
 		seen[tc.want] = true
 	}
-	if len(seen) != 10 {
-		t.Fatalf("covered %d command types, want 10", len(seen))
+	if len(seen) != 11 {
+		t.Fatalf("covered %d command types, want 11", len(seen))
 	}
 }
 
@@ -78,7 +79,7 @@ func TestDecodeRejectsBadEntries(t *testing.T) {
 		"nil":                nil,
 		"type zero":          append([]byte{0}, `{}`...),
 		"unknown type 200":   append([]byte{200}, `{}`...),
-		"unknown type 11":    append([]byte{11}, `{}`...),
+		"unknown type 12":    append([]byte{12}, `{}`...),
 		"type byte only":     {byte(fsm.CmdSubmitWorkloads)},
 		"corrupt json":       append([]byte{byte(fsm.CmdSubmitWorkloads)}, `{"at":`...),
 		"trailing garbage":   append([]byte{byte(fsm.CmdStopWorkload)}, `{"id":"x"} x`...),

@@ -24,6 +24,7 @@ const (
 	CmdSetReplica      CommandType = 8
 	CmdRemoveReplica   CommandType = 9
 	CmdLoadState       CommandType = 10
+	CmdSetAlerts       CommandType = 11
 )
 
 // Command is one typed change to the state.
@@ -172,6 +173,16 @@ func (RemoveReplica) Type() CommandType { return CmdRemoveReplica }
 // Type implements Command.
 func (LoadState) Type() CommandType { return CmdLoadState }
 
+// SetAlerts records the leader's active alerts, so that a new leader takes
+// them over: it resolves those that cleared meanwhile instead of forgetting
+// them, and does not fire again those still true.
+type SetAlerts struct {
+	Alerts []api.Alert `json:"alerts"`
+}
+
+// Type implements Command.
+func (SetAlerts) Type() CommandType { return CmdSetAlerts }
+
 // Encode serialises a command as one type byte followed by its JSON.
 func Encode(c Command) ([]byte, error) {
 	b, err := json.Marshal(c)
@@ -208,6 +219,8 @@ func Decode(data []byte) (Command, error) {
 		c = &RemoveReplica{}
 	case CmdLoadState:
 		c = &LoadState{}
+	case CmdSetAlerts:
+		c = &SetAlerts{}
 	default:
 		return nil, fmt.Errorf("%w: unknown command type %d", ErrInvalid, data[0])
 	}

@@ -30,6 +30,9 @@ type State struct {
 	Workloads     map[string]*api.Workload `json:"workloads"`
 	RecoveryQueue []QueueEntry             `json:"recovery_queue"`
 	Replicas      map[string]string        `json:"replicas"`
+	// ActiveAlerts are the alerts active under the last leader (not part of
+	// the desired state; kept so that the next leader takes them over).
+	ActiveAlerts []api.Alert `json:"active_alerts,omitempty"`
 }
 
 // NewState returns an empty state of the current version.
@@ -122,6 +125,7 @@ func (s *State) Clone() *State {
 		Workloads:     make(map[string]*api.Workload, len(s.Workloads)),
 		RecoveryQueue: append([]QueueEntry{}, s.RecoveryQueue...),
 		Replicas:      make(map[string]string, len(s.Replicas)),
+		ActiveAlerts:  append([]api.Alert(nil), s.ActiveAlerts...),
 	}
 	for k, n := range s.Nodes {
 		nn := *n
