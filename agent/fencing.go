@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"sync"
+
+	"github.com/micro-orchestrator/mo/internal/atomicfile"
 )
 
 // Errors of the supervisor; the server maps them to HTTP statuses.
@@ -88,7 +90,7 @@ func (f *fence) admit(term uint64) error {
 		return nil
 	}
 	data, _ := json.Marshal(agentState{Term: term})
-	if err := writeFileAtomic(f.path, append(data, '\n')); err != nil {
+	if err := atomicfile.Write(f.path, append(data, '\n')); err != nil {
 		return fmt.Errorf("persist leader term %d: %w", term, err)
 	}
 	f.term = term

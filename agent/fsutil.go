@@ -51,52 +51,6 @@ func prepareDataDir(dir string) (loose bool, err error) {
 	return fi.Mode().Perm()&0o077 != 0, nil
 }
 
-// writeFileAtomic replaces path with data: temp file in the same dir, fsync,
-// rename, fsync of the dir. Readers see the old or the new content, never a
-// mix, even across a crash.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(fileMode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
-}
-
 // lockDataDir takes an exclusive flock on <dir>/agent.lock so that two agents
 // never share a data dir (each would kill the other's workloads at startup).
 // The lock is released by the returned function or when the process dies.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/micro-orchestrator/mo/internal/atomicfile"
 )
 
 // procRecord names a workload's process group in a way that survives pid
@@ -38,7 +40,7 @@ func writeProcRecord(path, id string, gen uint64, pid int, bootID string) error 
 		return err
 	}
 	data, _ := json.Marshal(procRecord{ID: id, Generation: gen, PGID: pid, StartTime: st.startTime, Session: st.session, BootID: bootID})
-	return writeFileAtomic(path, data)
+	return atomicfile.Write(path, data)
 }
 
 // killLeftovers kills the process groups recorded under workDir by a

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -257,18 +259,9 @@ func (r *Replica) checkSoon() {
 func (r *Replica) handleListNodes(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 	out := api.NodeList{Nodes: []api.Node{}}
 	r.fsm.Read(func(s *fsm.State) {
-		for _, id := range sortedIDs(s.Nodes) {
+		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
 			out.Nodes = append(out.Nodes, *s.Nodes[id])
 		}
 	})
 	api.WriteJSON(w, http.StatusOK, out)
-}
-
-func sortedIDs[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -118,7 +120,7 @@ func (s *State) applyNodeStatus(c *SetNodeStatus) error {
 
 // evictNode fails every live workload placed on the node and queues it.
 func (s *State) evictNode(node string, at time.Time) {
-	for _, id := range sortedKeys(s.Workloads) {
+	for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
 		w := s.Workloads[id]
 		if w.Node != node || (w.State != api.StateRunning && w.State != api.StatePending) {
 			continue

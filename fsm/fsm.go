@@ -3,7 +3,6 @@ package fsm
 import (
 	"fmt"
 	"io"
-	"sort"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -91,12 +90,3 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() {}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

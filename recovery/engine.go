@@ -3,7 +3,9 @@ package recovery
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -267,7 +269,7 @@ func (e *Engine) evictOffline() {
 				offline++
 			}
 		}
-		for _, id := range sortedKeys(s.Workloads) {
+		for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
 			w := s.Workloads[id]
 			n, ok := s.Nodes[w.Node]
 			if w.Node == "" || (ok && n.Status != api.NodeOffline) || e.isInflight(id) {
@@ -326,7 +328,7 @@ func (e *Engine) place(ctx context.Context) {
 				assigned[w.Node]++
 			}
 		}
-		for _, id := range sortedKeys(s.Nodes) {
+		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
 			n := s.Nodes[id]
 			if n.Status != api.NodeOnline {
 				continue
@@ -335,7 +337,7 @@ func (e *Engine) place(ctx context.Context) {
 				cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id]})
 			}
 		}
-		for _, id := range sortedKeys(s.Workloads) {
+		for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
 			w := s.Workloads[id]
 			if e.isInflight(id) {
 				continue

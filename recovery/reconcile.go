@@ -199,12 +199,3 @@ func findInstance(st api.AgentStatus, id string) (api.AgentWorkload, bool) {
 	}
 	return api.AgentWorkload{}, false
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

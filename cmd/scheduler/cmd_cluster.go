@@ -9,8 +9,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/micro-orchestrator/mo/api"
-	"github.com/micro-orchestrator/mo/cluster"
 	"github.com/micro-orchestrator/mo/fsm"
+	"github.com/micro-orchestrator/mo/internal/atomicfile"
 )
 
 func runCluster(args []string) int {
@@ -53,7 +53,7 @@ func runBackup(args []string) int {
 		return fail("backup", errors.New("the cluster answered a state this build cannot read: "+err.Error()))
 	}
 	path := fs.Arg(0)
-	if err := cluster.WriteFileAtomic(path, b); err != nil {
+	if err := atomicfile.Write(path, b); err != nil {
 		return fail("backup", err)
 	}
 	abs, _ := filepath.Abs(path)
