@@ -559,22 +559,32 @@ follower_of() {
 	return 1
 }
 
+# kill_busiest ADDRS WHERE TIMEOUT: kill -9 the agent with the most
+# workloads, wait until the health seen through ADDRS shows it offline (DET)
+# and its workloads run elsewhere (REC, within TIMEOUT s), then check that
+# they spread. Sets VICTIM and MOVED.
+kill_busiest() {
+	local addrs=$1 where=$2 timeout=$3 t0
+	VICTIM=$(busiest_agent) || { WHY="cannot list workloads"; return 1; }
+	load_workloads
+	mapfile -t MOVED < <(on_node "$VICTIM")
+	LOGS+=("$VICTIM")
+	kill9 "${PID[$VICTIM]}"
+	now t0
+	wait_for 20 "$VICTIM offline$where" nodes_are offline "$addrs" "$VICTIM" || return 1
+	DET=$(since "$t0")
+	wait_for "$timeout" "the ${#MOVED[@]} workloads of $VICTIM running elsewhere" all_running_on "$(others "$VICTIM")" || return 1
+	REC=$(since "$t0")
+	spread_check "${MOVED[@]}"
+}
+
 s1_single() {
 	submit_running drill-s1 "$N_WORK" 30 || return 1
-	local victim f t0 moved
-	victim=$(busiest_agent) || { WHY="cannot list workloads"; return 1; }
-	load_workloads
-	mapfile -t moved < <(on_node "$victim")
+	local f
 	f=$(follower_of) || { WHY="no follower found"; return 1; }
-	LOGS=("$victim" "$f")
-	kill9 "${PID[$victim]}"
-	now t0
-	wait_for 20 "$victim offline in the health of follower $f" nodes_are offline "${HTTP[$f]}" "$victim" || return 1
-	DET=$(since "$t0")
-	wait_for 30 "the workloads of $victim running elsewhere" all_running_on "$(others "$victim")" || return 1
-	REC=$(since "$t0")
-	spread_check "${moved[@]}" || return 1
-	NOTE="$victim had ${#moved[@]}; ${NOTE:-none to spread}"
+	LOGS=("$f")
+	kill_busiest "${HTTP[$f]}" " in the health of follower $f" 30 || return 1
+	NOTE="$VICTIM had ${#MOVED[@]}; ${NOTE:-none to spread}"
 	check_targets
 }
 # others NODE...: a regex of the agents other than NODE...
@@ -690,19 +700,8 @@ s4_partition() {
 
 s5_load() {
 	submit_running drill-s5 "$N_LOAD" 90 || return 1
-	local victim t0 moved
-	victim=$(busiest_agent) || { WHY="cannot list workloads"; return 1; }
-	load_workloads
-	mapfile -t moved < <(on_node "$victim")
-	LOGS=("$victim")
-	kill9 "${PID[$victim]}"
-	now t0
-	wait_for 20 "$victim offline" nodes_are offline "$ALL_HTTP" "$victim" || return 1
-	DET=$(since "$t0")
-	wait_for 60 "the ${#moved[@]} workloads of $victim running elsewhere" all_running_on "$(others "$victim")" || return 1
-	REC=$(since "$t0")
-	spread_check "${moved[@]}" || return 1
-	NOTE="${#IDS[@]} workloads, ${#moved[@]} on $victim; ${NOTE:-}"
+	kill_busiest "$ALL_HTTP" "" 60 || return 1
+	NOTE="${#IDS[@]} workloads, ${#MOVED[@]} on $VICTIM; ${NOTE:-}"
 	check_targets
 }
 
