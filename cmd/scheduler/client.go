@@ -42,13 +42,17 @@ func addClientFlags(fs *flag.FlagSet) clientFlags {
 	}
 	return clientFlags{
 		addr:    fs.String("addr", def, "comma-separated replica HTTP addresses, tried in turn ($SCHEDULER_ADDR)"),
-		token:   fs.String("token", os.Getenv("SCHEDULER_TOKEN"), "cluster token ($SCHEDULER_TOKEN)"),
+		token:   fs.String("token", "", "cluster token (default $SCHEDULER_TOKEN)"),
 		json:    fs.Bool("json", false, "print JSON"),
 		timeout: fs.Duration("timeout", 30*time.Second, "give up after this long (retrying while no leader is elected)"),
 	}
 }
 
 func (f clientFlags) client() *client {
+	if *f.token == "" {
+		// Read here, not as the flag's default, so that -h never prints it.
+		*f.token = os.Getenv("SCHEDULER_TOKEN")
+	}
 	return &client{addrs: splitList(*f.addr), http: api.NewHTTPClient(*f.token, *f.timeout), json: *f.json, timeout: *f.timeout}
 }
 

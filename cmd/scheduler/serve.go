@@ -26,7 +26,7 @@ func runServe(args []string) int {
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "create a new cluster on first start (ignored when the data dir holds state)")
 	join := fs.String("join", "", "comma-separated HTTP addresses of replicas to join, tried in turn until one accepts")
 	fs.DurationVar(&cfg.JoinTimeout, "join-timeout", cfg.JoinTimeout, "give up joining after this long")
-	fs.StringVar(&cfg.Token, "token", os.Getenv("SCHEDULER_TOKEN"), "cluster token (default $SCHEDULER_TOKEN)")
+	fs.StringVar(&cfg.Token, "token", "", "cluster token (default $SCHEDULER_TOKEN)")
 	tokenFile := fs.String("token-file", "", "read the cluster token from this file (keeps it out of ps and the environment)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow running without a cluster token")
 	fs.StringVar(&cfg.RestoreFile, "restore", "", "seed a new cluster from this state file (empty data dir only)")
@@ -69,6 +69,10 @@ func runServe(args []string) int {
 			return exitUsage
 		}
 		cfg.Token = strings.TrimSpace(string(b))
+	}
+	if cfg.Token == "" {
+		// Read after parsing, not as the flag's default, so that -h never prints it.
+		cfg.Token = os.Getenv("SCHEDULER_TOKEN")
 	}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{
 		Name: "scheduler." + cfg.ID, Level: hclog.LevelFromString(*logLevel), JSONFormat: *logJSON, Output: os.Stderr,
