@@ -28,6 +28,7 @@ type AgentWorkload struct {
 	Generation uint64     `json:"generation"`
 	Error      string     `json:"error,omitempty"`
 	ExitedAt   *time.Time `json:"exited_at,omitempty"`
+	Exclusive  bool       `json:"exclusive,omitempty"`
 }
 
 // StartRequest is the body of POST /workloads on an agent. Term is the
@@ -41,6 +42,9 @@ type StartRequest struct {
 	Env        map[string]string `json:"env"`
 	Generation uint64            `json:"generation"`
 	Term       uint64            `json:"term"`
+	// Exclusive instances run only while the agent holds a lease from the
+	// leader: the agent kills them when the lease lapses.
+	Exclusive bool `json:"exclusive,omitempty"`
 }
 
 // StartResponse is the answer to a start request.

@@ -28,6 +28,10 @@ type Config struct {
 	// every alert fire and resolve.
 	AlertWebhook string
 
+	// Lease is how long an agent may run its exclusive workloads after it
+	// sent a heartbeat that the leader acknowledged.
+	Lease time.Duration
+
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -54,11 +58,15 @@ type RecoveryConfig struct {
 	CPULimit    float64
 }
 
+// DefaultLease is the default agent lease (--agent-lease).
+const DefaultLease = 6 * time.Second
+
 // DefaultConfig returns a configuration with the documented defaults.
 func DefaultConfig() Config {
 	return Config{
 		JoinTimeout:        2 * time.Minute,
 		SaveInterval:       30 * time.Second,
+		Lease:              DefaultLease,
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
@@ -99,6 +107,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Health.Interval <= 0 || c.Health.Timeout <= 0 || c.Recovery.Interval <= 0 || c.SaveInterval <= 0 {
 		return errors.New("intervals and timeouts must be positive")
+	}
+	if c.Lease < time.Second {
+		return errors.New("--agent-lease must be at least 1s")
 	}
 	if c.Recovery.MaxAttempts < 1 {
 		return errors.New("--max-attempts must be at least 1")

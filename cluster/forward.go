@@ -21,6 +21,9 @@ func localOnly(r *http.Request) bool {
 	case "/cluster/self", "/metrics":
 		return true
 	}
+	if r.Method == http.MethodPost && heartbeatPath(r.URL.Path) {
+		return true
+	}
 	if r.Method == http.MethodGet && r.URL.Query().Get("stale") == "true" {
 		switch r.URL.Path {
 		case "/health/summary", "/recovery/metrics", "/alerts", "/events":

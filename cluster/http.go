@@ -32,6 +32,8 @@ func (r *Replica) handler() http.Handler {
 	rt.GET("/workloads/:id/logs", r.read(r.handleLogs))
 	rt.POST("/nodes", r.handleRegisterNode)
 	rt.GET("/nodes", r.read(r.handleListNodes))
+	rt.POST("/nodes/:id/heartbeat", r.handleHeartbeat)
+	rt.POST("/cluster/heartbeats", r.handleHeartbeatRelay)
 	rt.GET("/state", r.read(r.handleState))
 	rt.GET("/cluster/status", r.read(r.handleClusterStatus))
 	rt.GET("/cluster/self", r.handleClusterSelf)

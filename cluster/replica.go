@@ -39,6 +39,7 @@ type Replica struct {
 	listener  net.Listener
 	seq       atomic.Uint64 // last workload sequence number handed out (leader)
 	restore   *fsm.State
+	beats     *beatBook // heartbeats heard while following
 
 	mu     sync.Mutex
 	leader *leaderState // non-nil while this replica leads
@@ -68,6 +69,7 @@ func New(cfg Config) (*Replica, error) {
 		log:      cfg.Logger,
 		fsm:      fsm.New(),
 		leaderCh: make(chan bool, 16),
+		beats:    newBeatBook(),
 		client:   api.NewHTTPClient(cfg.Token, 10*time.Second),
 		agents:   api.NewAgentClient(cfg.Token, 90*time.Second),
 	}
@@ -154,6 +156,8 @@ func (r *Replica) Run(ctx context.Context) error {
 	}
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.announceLoop(runCtx) }()
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.relayLoop(runCtx) }()
 	if r.webhook != nil {
 		r.log.Info("alerts are sent to a webhook", "webhook", r.webhook.Target())
 		r.wg.Add(1)

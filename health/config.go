@@ -17,6 +17,11 @@ const (
 	DefaultConfirmDelay      = 500 * time.Millisecond
 	DefaultSlowResponse      = time.Second
 	DefaultConcurrency       = 128
+	DefaultSuspectAfter      = 1500 * time.Millisecond
+	DefaultAliveWindow       = 2500 * time.Millisecond
+	// watchEvery is how often the loop looks for slow checks to overlap and
+	// for nodes whose heartbeats stopped.
+	watchEvery = 100 * time.Millisecond
 )
 
 // Config tunes a Monitor. Zero fields take the defaults above.
@@ -36,6 +41,15 @@ type Config struct {
 	SlowResponse time.Duration
 	// Concurrency bounds the checks in flight at once.
 	Concurrency int
+	// SuspectAfter is how long a node that sends heartbeats (NoteHeartbeat)
+	// may fall silent before it is checked at once, instead of at the next
+	// round. Negative disables it.
+	SuspectAfter time.Duration
+	// AliveWindow is how recent a heartbeat, direct or relayed by another
+	// replica, keeps a node that fails its checks degraded instead of
+	// offline: it is alive, only this leader cannot reach it. Negative
+	// disables it.
+	AliveWindow time.Duration
 	// AllowEvict is the mass-failure guard, asked before a write that sets nodes
 	// offline, with the number of nodes offline once it commits and the number
 	// of nodes. Evict is set on the offline changes only when it returns true;
@@ -81,6 +95,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowResponse == 0 {
 		c.SlowResponse = DefaultSlowResponse
+	}
+	if c.SuspectAfter == 0 {
+		c.SuspectAfter = DefaultSuspectAfter
+	}
+	if c.AliveWindow == 0 {
+		c.AliveWindow = DefaultAliveWindow
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency

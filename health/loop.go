@@ -23,15 +23,18 @@ type loop struct {
 
 	inflight map[string]*job      // queued or running, by node id
 	confirms map[string]time.Time // due confirm checks, by node id
+	overlaps map[string]bool      // overlapping checks running, by node id
 
-	tick, confirm Timer
+	tick, confirm, watch Timer
 	nextTick      time.Time
 }
 
 // job is one node's queued or running check, and the batches waiting for it.
 type job struct {
-	node    api.Node
-	batches []*batch
+	node       api.Node
+	batches    []*batch
+	started    time.Time // when its check started; zero while queued
+	overlapped bool      // an overlapping check was started beside it
 }
 
 // batch is a round or a confirm step: when its last check ends, the pending
@@ -49,6 +52,7 @@ type result struct {
 	st         api.AgentStatus
 	err        error
 	start, end time.Time
+	overlap    bool // an overlapping check, outside any batch
 }
 
 func newLoop(ctx context.Context, m *Monitor, rs *runState) *loop {
@@ -59,6 +63,7 @@ func newLoop(ctx context.Context, m *Monitor, rs *runState) *loop {
 		results:  make(chan result, m.cfg.Concurrency),
 		inflight: map[string]*job{},
 		confirms: map[string]time.Time{},
+		overlaps: map[string]bool{},
 	}
 }
 
@@ -71,6 +76,7 @@ func (l *loop) run() {
 	l.armTick()
 	for {
 		l.dispatch()
+		l.armWatch()
 		select {
 		case <-l.ctx.Done():
 			l.stop()
@@ -87,6 +93,10 @@ func (l *loop) run() {
 		case <-timerC(l.confirm):
 			l.confirm = nil
 			l.startConfirms()
+		case <-timerC(l.watch):
+			l.watch = nil
+			l.startOverlaps()
+			l.startSuspicions()
 		case req := <-l.rs.requests:
 			l.startRound(req, true)
 		case r := <-l.results:
@@ -112,6 +122,9 @@ func (l *loop) stop() {
 	}
 	if l.confirm != nil {
 		l.confirm.Stop()
+	}
+	if l.watch != nil {
+		l.watch.Stop()
 	}
 	for l.active > 0 {
 		<-l.results
@@ -255,12 +268,86 @@ func (l *loop) dispatch() {
 			return
 		}
 		l.active++
-		go l.check(l.inflight[id].node)
+		j := l.inflight[id]
+		j.started = l.m.cfg.Clock.Now()
+		go l.check(j.node, false)
+	}
+}
+
+// armWatch arms the watch timer while there is something to watch: a check
+// in flight that may need an overlapping one, or nodes that send heartbeats.
+func (l *loop) armWatch() {
+	if l.watch != nil {
+		return
+	}
+	if (len(l.inflight) > 0 && l.m.cfg.ConfirmDelay > 0) || (l.m.tracking.Load() && l.m.cfg.SuspectAfter > 0) {
+		l.watch = l.m.cfg.Clock.NewTimer(watchEvery)
+	}
+}
+
+// startOverlaps starts a second check of each node whose check has been
+// running for ConfirmDelay without an answer, so that a node that stopped
+// answering (paused, cut off) has its second failed check ConfirmDelay after
+// the first instead of a whole timeout later. A node has at most two checks
+// in flight; offline nodes get none.
+func (l *loop) startOverlaps() {
+	m := l.m
+	if m.cfg.ConfirmDelay <= 0 {
+		return
+	}
+	now := m.cfg.Clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, j := range l.inflight {
+		if j.started.IsZero() || j.overlapped || l.overlaps[id] || now.Sub(j.started) < m.cfg.ConfirmDelay ||
+			l.active >= m.cfg.Concurrency {
+			continue
+		}
+		if ns, ok := m.nodes[id]; !ok || ns.decided == api.NodeOffline {
+			continue
+		}
+		j.overlapped = true
+		l.overlaps[id] = true
+		l.active++
+		go l.check(j.node, true)
+	}
+}
+
+// startSuspicions checks at once, as one batch, every node whose heartbeats
+// stopped for longer than SuspectAfter (once per silence), instead of
+// leaving it to the next round.
+func (l *loop) startSuspicions() {
+	m := l.m
+	if m.cfg.SuspectAfter <= 0 || !m.tracking.Load() {
+		return
+	}
+	now := m.cfg.Clock.Now()
+	b := &batch{start: now}
+	m.mu.Lock()
+	for _, id := range m.sortedIDs() {
+		ns := m.nodes[id]
+		heard := ns.h.LastHeard
+		if heard.IsZero() || now.Sub(heard) <= m.cfg.SuspectAfter || ns.decided == api.NodeOffline || ns.suspected.Equal(heard) {
+			continue
+		}
+		if _, busy := l.inflight[id]; busy {
+			continue
+		}
+		ns.suspected = heard
+		delete(l.confirms, id)
+		l.inflight[id] = &job{node: api.Node{ID: id, Address: ns.h.Address}, batches: []*batch{b}}
+		l.urgent = append(l.urgent, id)
+		b.pending++
+		m.log.Debug("heartbeats stopped: checking now", "node", id, "silent_for", now.Sub(heard))
+	}
+	m.mu.Unlock()
+	if b.pending > 0 {
+		l.armConfirm()
 	}
 }
 
 // check runs one check and reports it on l.results.
-func (l *loop) check(node api.Node) {
+func (l *loop) check(node api.Node, overlap bool) {
 	m := l.m
 	ctx, cancel := context.WithTimeout(l.ctx, m.cfg.Timeout)
 	start := m.cfg.Clock.Now()
@@ -276,14 +363,19 @@ func (l *loop) check(node api.Node) {
 	if m.cfg.OnCheck != nil && l.ctx.Err() == nil {
 		m.cfg.OnCheck(node.ID, end.Sub(start), err)
 	}
-	l.results <- result{id: node.ID, st: st, err: err, start: start, end: end}
+	l.results <- result{id: node.ID, st: st, err: err, start: start, end: end, overlap: overlap}
 }
 
 // handle records one check's result, schedules a confirm check after a
 // failure, and completes the batches that waited for it.
 func (l *loop) handle(r result) {
-	j := l.inflight[r.id]
-	delete(l.inflight, r.id)
+	var j *job
+	if r.overlap {
+		delete(l.overlaps, r.id)
+	} else {
+		j = l.inflight[r.id]
+		delete(l.inflight, r.id)
+	}
 	if l.ctx.Err() != nil {
 		return // cancelled: the result says nothing about the node
 	}
@@ -310,6 +402,10 @@ func (l *loop) handle(r result) {
 	m.mu.Unlock()
 	if rearm {
 		l.armConfirm()
+	}
+	if r.overlap {
+		l.finish(&batch{}) // write what it decided
+		return
 	}
 	if j == nil {
 		return
@@ -341,7 +437,9 @@ func (m *Monitor) record(ns *nodeState, r result) {
 		h.ConsecutiveFailures++
 		h.LastError = r.err.Error()
 	}
-	ns.decided = nextStatus(ns.decided, h.ConsecutiveFailures, h.ConsecutiveSuccesses, r.err == nil, slow, m.th)
+	alive := m.alive(ns, r.end)
+	ns.decided = nextStatus(ns.decided, h.ConsecutiveFailures, h.ConsecutiveSuccesses, r.err == nil, slow, alive, m.th)
+	h.HeldAlive = r.err != nil && alive && h.ConsecutiveFailures >= m.th.failure && ns.decided != api.NodeOffline
 }
 
 // finish completes a batch: it asks the writer to write the pending changes

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -45,6 +46,7 @@ type Monitor struct {
 	writeFailing bool   // the last SetNodeStatus call failed
 
 	roundHook func(time.Duration) // tests: called with each round's duration
+	tracking  atomic.Bool          // a heartbeat has been noted: watch for silences
 }
 
 // nodeState is one node's entry, guarded by Monitor.mu. h.Status is the
@@ -53,6 +55,7 @@ type nodeState struct {
 	h         NodeHealth
 	decided   string
 	evictHeld bool
+	suspected time.Time // the LastHeard that a suspicion check was started for
 }
 
 // runState links CheckNow and the writer to the active Run.
@@ -185,6 +188,24 @@ func (m *Monitor) Snapshot() []NodeHealth {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
 	return out
+}
+
+// NoteHeartbeat records that a heartbeat of the node reached this leader at
+// at, relayed by the replica via ("" when direct). It is cheap and safe to
+// call from HTTP handlers; unknown nodes are ignored.
+func (m *Monitor) NoteHeartbeat(id string, at time.Time, via string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ns, ok := m.nodes[id]; ok && at.After(ns.h.LastHeard) {
+		ns.h.LastHeard, ns.h.HeardVia = at, via
+		m.tracking.Store(true)
+	}
+}
+
+// alive reports whether a heartbeat of the node arrived within AliveWindow
+// of now; the caller holds Monitor.mu.
+func (m *Monitor) alive(ns *nodeState, now time.Time) bool {
+	return m.cfg.AliveWindow > 0 && !ns.h.LastHeard.IsZero() && now.Sub(ns.h.LastHeard) <= m.cfg.AliveWindow
 }
 
 // NodeHealth returns the in-memory view of one node.

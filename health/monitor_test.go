@@ -196,9 +196,9 @@ func TestLeadershipLoss(t *testing.T) {
 	h.waitChecked(h.round(0), "n1")
 	eventually(t, "n2 check in flight", func() bool { return len(h.checker.callTimes("n2")) == 1 })
 	h.checker.setDown("n1", true)
-	h.tick(1, "n1") // n2 still in flight: not checked again
-	if n := len(h.checker.callTimes("n2")); n != 1 {
-		t.Fatalf("n2 checked %d times while its check was in flight", n)
+	h.tick(1, "n1") // n2 still in flight: one overlapping check, no more
+	if n := len(h.checker.callTimes("n2")); n != 2 {
+		t.Fatalf("n2 checked %d times while its check was in flight, want 2 (one overlapping check)", n)
 	}
 
 	began := time.Now()
@@ -209,8 +209,8 @@ func TestLeadershipLoss(t *testing.T) {
 	h.checker.mu.Lock()
 	cancelled := h.checker.cancelled
 	h.checker.mu.Unlock()
-	if cancelled != 1 {
-		t.Fatalf("in-flight check not cancelled (cancelled=%d)", cancelled)
+	if cancelled != 2 {
+		t.Fatalf("in-flight checks (the hung one and its overlapping check) not cancelled (cancelled=%d, want 2)", cancelled)
 	}
 	writes, calls := h.store.attempts(), h.checker.totalCalls()
 	for i := 0; i < 10; i++ {
@@ -339,8 +339,9 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// Rounds do not pile up: a node whose check is still running is skipped by
-// the next rounds, and checked again at the first round after it returns.
+// Rounds do not pile up: a node whose check is still running gets one
+// overlapping check ConfirmDelay later and nothing more from the next rounds,
+// and is checked again at the first round after they return.
 func TestNoOverlappingChecks(t *testing.T) {
 	h := newHarness(t, []string{"n1", "n2"}, nil)
 	release := h.checker.setHang("n1")
@@ -350,14 +351,18 @@ func TestNoOverlappingChecks(t *testing.T) {
 	for k := 1; k <= 3; k++ {
 		h.tick(k, "n2")
 	}
-	if n := len(h.checker.callTimes("n1")); n != 1 {
-		t.Fatalf("n1 checked %d times while its first check was running", n)
+	if n := len(h.checker.callTimes("n1")); n != 2 {
+		t.Fatalf("n1 checked %d times while its first check was running, want 2 (one overlapping check)", n)
 	}
 	release()
-	h.waitChecked(h.round(3), "n1") // the hung check ends (at the current fake time)
+	h.waitChecked(h.round(3), "n1") // the hung checks end (at the current fake time)
+	eventually(t, "both of n1's checks recorded", func() bool {
+		nh, _ := h.m.NodeHealth("n1")
+		return nh.ConsecutiveSuccesses == 2
+	})
 	h.tick(4, "n1", "n2")
-	if n := len(h.checker.callTimes("n1")); n != 2 {
-		t.Fatalf("n1 checked %d times, want 2", n)
+	if n := len(h.checker.callTimes("n1")); n != 3 {
+		t.Fatalf("n1 checked %d times, want 3", n)
 	}
 }
 

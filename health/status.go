@@ -33,6 +33,15 @@ type NodeHealth struct {
 	Answered bool
 	// LastError is the error of the last check; "" after a good one.
 	LastError string
+	// LastHeard is when the latest heartbeat of the node reached this
+	// leader, directly or relayed by HeardVia; zero before the first one.
+	LastHeard time.Time
+	// HeardVia is the replica that relayed the latest heartbeat; "" when the
+	// agent reached this leader itself.
+	HeardVia string
+	// HeldAlive is set while failed checks would make the node offline but
+	// its heartbeats show it alive.
+	HeldAlive bool
 }
 
 // thresholds are the counts that drive status transitions.
@@ -49,9 +58,12 @@ type thresholds struct {
 //   - A success keeps an offline node offline until successes reach the
 //     recovery threshold; then, or for a node that was not offline, the node
 //     is degraded if the answer was slow and online otherwise.
-func nextStatus(cur string, failures, successes int, ok, slow bool, th thresholds) string {
+//
+// alive (a recent heartbeat) keeps a failing node that is not offline yet
+// degraded instead.
+func nextStatus(cur string, failures, successes int, ok, slow, alive bool, th thresholds) string {
 	if !ok {
-		if failures >= th.failure || cur == api.NodeOffline {
+		if cur == api.NodeOffline || (failures >= th.failure && !alive) {
 			return api.NodeOffline
 		}
 		return api.NodeDegraded

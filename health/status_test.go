@@ -28,7 +28,7 @@ func TestNextStatus(t *testing.T) {
 		{"offline recovers slow", off, 0, 2, true, true, deg},
 	}
 	for _, c := range cases {
-		if got := nextStatus(c.cur, c.failures, c.successes, c.ok, c.slow, th); got != c.want {
+		if got := nextStatus(c.cur, c.failures, c.successes, c.ok, c.slow, false, th); got != c.want {
 			t.Errorf("%s: nextStatus(%s, f=%d, s=%d, ok=%v, slow=%v) = %s, want %s",
 				c.name, c.cur, c.failures, c.successes, c.ok, c.slow, got, c.want)
 		}

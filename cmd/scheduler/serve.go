@@ -31,6 +31,7 @@ func runServe(args []string) int {
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow running without a cluster token")
 	fs.StringVar(&cfg.RestoreFile, "restore", "", "seed a new cluster from this state file (empty data dir only)")
 	fs.DurationVar(&cfg.SaveInterval, "save-interval", cfg.SaveInterval, "how often the leader writes the state file")
+	fs.DurationVar(&cfg.Lease, "agent-lease", cfg.Lease, "how long an agent runs its exclusive workloads after the leader last acknowledged its heartbeat")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.HeartbeatTimeout, "raft heartbeat timeout")
 	fs.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", cfg.ElectionTimeout, "raft election timeout")
 	fs.DurationVar(&cfg.LeaderLeaseTimeout, "raft-lease-timeout", cfg.LeaderLeaseTimeout, "raft leader lease timeout")

@@ -1,0 +1,197 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/fsm"
+)
+
+// relayInterval is how often a follower passes the heartbeats it received
+// on to the leader.
+const relayInterval = 250 * time.Millisecond
+
+// heartbeatPath is the agent's heartbeat endpoint; every replica answers it
+// itself (it is never forwarded).
+func heartbeatPath(p string) bool {
+	return strings.HasPrefix(p, "/nodes/") && strings.HasSuffix(p, "/heartbeat")
+}
+
+// beatBook is a follower's record of agent heartbeats: the newest heartbeat
+// of each node not yet relayed to the leader, and the leader's latest
+// acknowledgement of each node's relayed heartbeats.
+type beatBook struct {
+	mu     sync.Mutex
+	heard  map[string]uint64 // not yet relayed
+	acks   map[string]uint64
+	term   uint64 // the leader term of the acks
+	leader string
+	lease  int64 // milliseconds
+}
+
+func newBeatBook() *beatBook {
+	return &beatBook{heard: map[string]uint64{}, acks: map[string]uint64{}}
+}
+
+// handleHeartbeat answers POST /nodes/{id}/heartbeat. The leader records the
+// heartbeat with its health monitor and acknowledges it at once; a follower
+// keeps it for its next relay and answers with the leader's latest
+// acknowledgement for that node.
+func (r *Replica) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+	var hb api.Heartbeat
+	if code, err := api.DecodeJSON(w, req, &hb); err != nil {
+		api.WriteError(w, code, err.Error())
+		return
+	}
+	id := ps.ByName("id")
+	if hb.NodeID != "" && hb.NodeID != id {
+		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("heartbeat for node %q sent to the path of node %q", hb.NodeID, id))
+		return
+	}
+	ack := api.HeartbeatAck{Replicas: r.replicaAddrs()}
+	if ls := r.currentLeader(); ls != nil {
+		ls.health.NoteHeartbeat(id, time.Now(), "")
+		ack.IsLeader, ack.Leader, ack.Term, ack.AckSeq = true, r.cfg.ID, ls.term, hb.Seq
+		ack.LeaseMillis = r.cfg.Lease.Milliseconds()
+		api.WriteJSON(w, http.StatusOK, ack)
+		return
+	}
+	b := r.beats
+	b.mu.Lock()
+	if hb.Seq > b.heard[id] {
+		b.heard[id] = hb.Seq
+	}
+	ack.Leader, ack.Term, ack.AckSeq, ack.LeaseMillis = b.leader, b.term, b.acks[id], b.lease
+	b.mu.Unlock()
+	api.WriteJSON(w, http.StatusOK, ack)
+}
+
+// handleHeartbeatRelay answers POST /cluster/heartbeats, a follower's relay,
+// on the leader: every node named was heard by that follower just now.
+func (r *Replica) handleHeartbeatRelay(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	var rel api.HeartbeatRelay
+	if code, err := api.DecodeJSON(w, req, &rel); err != nil {
+		api.WriteError(w, code, err.Error())
+		return
+	}
+	ls := r.currentLeader()
+	if ls == nil {
+		noLeader(w, "this replica is not (yet) an established leader")
+		return
+	}
+	now := time.Now()
+	out := api.HeartbeatRelayAck{Term: ls.term, Leader: r.cfg.ID, LeaseMillis: r.cfg.Lease.Milliseconds(), Acks: make(map[string]uint64, len(rel.Beats))}
+	for node, seq := range rel.Beats {
+		ls.health.NoteHeartbeat(node, now, rel.From)
+		out.Acks[node] = seq
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+// relayLoop passes the heartbeats this replica received on to the leader,
+// every relayInterval, while it follows.
+func (r *Replica) relayLoop(ctx context.Context) {
+	t := time.NewTicker(relayInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r.IsLeader() {
+			continue
+		}
+		b := r.beats
+		b.mu.Lock()
+		beats := b.heard
+		if len(beats) > 0 {
+			b.heard = map[string]uint64{}
+		}
+		b.mu.Unlock()
+		if len(beats) == 0 {
+			continue
+		}
+		ack, err := r.relay(ctx, beats)
+		b.mu.Lock()
+		if err != nil {
+			// Keep them for the next try, unless newer ones came meanwhile.
+			for n, s := range beats {
+				if s > b.heard[n] {
+					b.heard[n] = s
+				}
+			}
+		} else {
+			if ack.Term != b.term {
+				b.acks = map[string]uint64{}
+				b.term = ack.Term
+			}
+			b.leader, b.lease = ack.Leader, ack.LeaseMillis
+			for n, s := range ack.Acks {
+				if s > b.acks[n] {
+					b.acks[n] = s
+				}
+			}
+		}
+		b.mu.Unlock()
+		if err != nil {
+			r.log.Debug("relaying heartbeats to the leader failed", "error", err)
+		}
+	}
+}
+
+// relay sends one batch of heartbeats to the leader.
+func (r *Replica) relay(ctx context.Context, beats map[string]uint64) (api.HeartbeatRelayAck, error) {
+	var ack api.HeartbeatRelayAck
+	_, addr := r.leaderHTTP()
+	if addr == "" || addr == r.cfg.AdvertiseHTTP {
+		return ack, fmt.Errorf("no leader known")
+	}
+	body, err := json.Marshal(api.HeartbeatRelay{From: r.cfg.ID, Beats: beats})
+	if err != nil {
+		return ack, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodPost, "http://"+addr+"/cluster/heartbeats", bytes.NewReader(body))
+	if err != nil {
+		return ack, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ForwardedHeader, r.cfg.ID)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return ack, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return ack, fmt.Errorf("leader answered %s", resp.Status)
+	}
+	return ack, json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&ack)
+}
+
+// replicaAddrs returns the HTTP addresses of the replicas, sorted.
+func (r *Replica) replicaAddrs() []string {
+	var out []string
+	r.fsm.Read(func(s *fsm.State) {
+		for _, a := range s.Replicas {
+			if a != "" {
+				out = append(out, a)
+			}
+		}
+	})
+	slices.Sort(out)
+	return out
+}
