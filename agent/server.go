@@ -171,26 +171,7 @@ func validateStart(req *api.StartRequest) error {
 	if err := validWorkloadID(req.ID); err != nil {
 		return err
 	}
-	if req.Command == "" {
-		return errors.New("command is required")
-	}
-	if strings.IndexByte(req.Command, 0) >= 0 {
-		return errors.New("command must not contain NUL bytes")
-	}
-	for i, a := range req.Args {
-		if strings.IndexByte(a, 0) >= 0 {
-			return fmt.Errorf("args[%d] must not contain NUL bytes", i)
-		}
-	}
-	for k, v := range req.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return fmt.Errorf("env name %q must be non-empty without '=' or NUL", k)
-		}
-		if strings.IndexByte(v, 0) >= 0 {
-			return fmt.Errorf("env %s must not contain NUL bytes", k)
-		}
-	}
-	return nil
+	return api.ValidateProcess(req.Command, req.Args, req.Env) // the scheduler applies the same rules
 }
 
 // validWorkloadID accepts ids made of letters, digits, '.', '_' and '-', not

@@ -25,18 +25,13 @@ const MaxCount = 1000
 // validateSubmit checks a submission and returns the count it asks for.
 func validateSubmit(s *api.SubmitRequest) (int, error) {
 	s.Name = strings.TrimSpace(s.Name)
-	switch {
-	case s.Name == "":
-		return 0, fmt.Errorf("name is required")
-	case len(s.Name) > 253:
-		return 0, fmt.Errorf("name is longer than 253 characters")
-	case strings.TrimSpace(s.Command) == "":
-		return 0, fmt.Errorf("command is required")
+	if err := api.ValidateName(s.Name); err != nil {
+		return 0, err
 	}
-	for k := range s.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return 0, fmt.Errorf("env name %q is invalid", k)
-		}
+	// The agent applies the same rules before it starts a process: refuse
+	// here what it would refuse there, instead of failing three times later.
+	if err := api.ValidateProcess(s.Command, s.Args, s.Env); err != nil {
+		return 0, err
 	}
 	count := 1
 	if s.Count != nil {
@@ -84,6 +79,10 @@ func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httpr
 func (r *Replica) handleListWorkloads(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 	q := req.URL.Query()
 	state, node := q.Get("state"), q.Get("node")
+	if state != "" && !api.ValidState(state) {
+		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("unknown state %q: want one of %s", state, strings.Join(api.WorkloadStates, ", ")))
+		return
+	}
 	out := api.WorkloadList{Workloads: []api.Workload{}}
 	r.fsm.Read(func(s *fsm.State) {
 		for _, wl := range s.Workloads {
@@ -225,6 +224,10 @@ func (r *Replica) handleRegisterNode(w http.ResponseWriter, req *http.Request, _
 	}
 	if n.ID == "" || n.Address == "" {
 		api.WriteError(w, http.StatusBadRequest, "id and address are required")
+		return
+	}
+	if err := errors.Join(api.CheckPrintable("id", n.ID), api.CheckPrintable("address", n.Address)); err != nil {
+		api.WriteError(w, http.StatusBadRequest, strings.ReplaceAll(err.Error(), "\n", "; "))
 		return
 	}
 	if _, _, err := net.SplitHostPort(n.Address); err != nil {
