@@ -33,6 +33,7 @@ type Workload struct {
 	Command    string            `json:"command"`
 	Args       []string          `json:"args"`
 	Env        map[string]string `json:"env,omitempty"`
+	Exclusive  bool              `json:"exclusive,omitempty"`
 	Node       string            `json:"node"`
 	State      string            `json:"state"`
 	Attempts   int               `json:"attempts"`
@@ -61,6 +62,9 @@ type SubmitRequest struct {
 	Args    []string          `json:"args"`
 	Env     map[string]string `json:"env"`
 	Count   *int              `json:"count"`
+	// Exclusive asks that at most one instance runs at any moment, even
+	// while its node is cut off (see Lease in the agent's heartbeats).
+	Exclusive bool `json:"exclusive"`
 }
 
 // SubmitResponse is the answer to POST /workloads.

@@ -66,7 +66,7 @@ func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httpr
 	ids := make([]string, count)
 	for i := range count {
 		ids[i] = fmt.Sprintf("workload_%d_%d", now.Unix(), last-uint64(count)+uint64(i)+1)
-		cmd.Workloads[i] = api.Workload{ID: ids[i], Name: s.Name, Command: s.Command, Args: s.Args, Env: s.Env}
+		cmd.Workloads[i] = api.Workload{ID: ids[i], Name: s.Name, Command: s.Command, Args: s.Args, Env: s.Env, Exclusive: s.Exclusive}
 	}
 	if err := r.Apply(cmd); err != nil {
 		writeApplyError(w, err)

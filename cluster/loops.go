@@ -20,6 +20,7 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 		Term:        ls.term,
 		Interval:    r.cfg.Recovery.Interval,
 		MaxAttempts: r.cfg.Recovery.MaxAttempts,
+		Lease:       r.cfg.Lease,
 		CPULimit:    r.cfg.Recovery.CPULimit,
 		Logger:      r.log.Named("recovery"),
 		OnEvent:     r.recoveryEvent(ls),
@@ -124,5 +125,5 @@ func (h healthView) NodeView(id string) (recovery.NodeView, bool) {
 	if nh.ConsecutiveFailures > 0 && status == api.NodeOnline {
 		status = api.NodeDegraded
 	}
-	return recovery.NodeView{Status: status, CPU: nh.CPU, Checked: nh.Answered}, true
+	return recovery.NodeView{Status: status, CPU: nh.CPU, Checked: nh.Answered, LastHeard: nh.LastHeard}, true
 }

@@ -26,6 +26,9 @@ type NodeView struct {
 	Status  string
 	CPU     float64
 	Checked bool
+	// LastHeard is when the node's latest heartbeat reached this leader
+	// (zero if none did): the anchor of its lease.
+	LastHeard time.Time
 }
 
 // HealthView answers the latest health view of a node.
@@ -51,6 +54,7 @@ type Config struct {
 	StableAfter         time.Duration // a workload running this long has its failed attempts cleared (10m)
 	MassFailureMinNodes int           // the mass-failure guard applies from this many nodes (5)
 	MassFailureFraction float64       // pause evictions when more than this fraction is offline (0.5)
+	Lease               time.Duration // the agents' lease for exclusive workloads (6s)
 	Logger              hclog.Logger
 	// OnEvent, when set, is told of notable decisions (recovered, permanently
 	// failed, stray stopped, evictions paused); it must not block.
@@ -90,6 +94,9 @@ func (c *Config) defaults() {
 	}
 	if c.MassFailureMinNodes <= 0 {
 		c.MassFailureMinNodes = 5
+	}
+	if c.Lease <= 0 {
+		c.Lease = 6 * time.Second
 	}
 	if c.MassFailureFraction <= 0 {
 		c.MassFailureFraction = 0.5
@@ -137,6 +144,7 @@ type Engine struct {
 	lastRefresh time.Time // only touched by the Run goroutine
 	started     time.Time // when Run started; set before any pass
 	wantPlace   bool      // a Kick asked for a full pass
+	nextWake    time.Time // a pass asked for then (exclusive workloads waiting for a lease); guarded by mu
 }
 
 // Stats are the engine's counters since it started leading.
@@ -317,6 +325,8 @@ func (e *Engine) place(ctx context.Context) {
 		observed[k] = v
 	}
 	e.mu.Unlock()
+	now := time.Now()
+	var waitUntil time.Time
 	e.store.Read(func(s *fsm.State) {
 		queued := make(map[string]time.Time, len(s.RecoveryQueue))
 		for _, q := range s.RecoveryQueue {
@@ -334,12 +344,18 @@ func (e *Engine) place(ctx context.Context) {
 				continue
 			}
 			if v, ok := e.health.NodeView(id); ok && v.Checked && v.Status == api.NodeOnline && v.CPU < e.cfg.CPULimit {
-				cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id]})
+				cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id], Leased: e.leased(id, now)})
 			}
 		}
 		for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
 			w := s.Workloads[id]
 			if e.isInflight(id) {
+				continue
+			}
+			if wait, until := e.exclusiveWait(s, w, observed, now); wait {
+				if waitUntil.IsZero() || until.Before(waitUntil) {
+					waitUntil = until
+				}
 				continue
 			}
 			switch {
@@ -367,6 +383,9 @@ func (e *Engine) place(ctx context.Context) {
 			}
 		}
 	})
+	if !waitUntil.IsZero() {
+		e.wakeAt(waitUntil)
+	}
 	e.pruneFailedOn(todo)
 	if len(outcomes) > 0 {
 		if err := e.store.Apply(&fsm.RecordOutcomes{At: time.Now().UTC(), MaxAttempts: e.cfg.MaxAttempts, Outcomes: outcomes}); err != nil {
@@ -393,7 +412,15 @@ func (e *Engine) place(ctx context.Context) {
 		if n := e.failedOn[t.w.ID]; n != "" {
 			avoid[n] = true
 		}
-		node, _ := sel.Pick(avoid)
+		var node Candidate
+		if t.w.Exclusive {
+			var ok bool
+			if node, ok = sel.PickWhere(avoid, func(c Candidate) bool { return c.Leased }); !ok {
+				continue // no node can hold a lease yet: it waits
+			}
+		} else {
+			node, _ = sel.Pick(avoid)
+		}
 		j := job{work: t, node: node, gen: t.w.Generation + 1}
 		jobs = append(jobs, j)
 		intents = append(intents, fsm.Placement{ID: t.w.ID, Node: node.ID, Generation: j.gen, Term: e.cfg.Term})
@@ -475,6 +502,7 @@ func (e *Engine) start(ctx context.Context, w *api.Workload, node Candidate, gen
 	defer cancel()
 	resp, err := e.agents.Start(cctx, node.Address, api.StartRequest{
 		ID: w.ID, Name: w.Name, Command: w.Command, Args: w.Args, Env: w.Env, Generation: gen, Term: e.cfg.Term,
+		Exclusive: w.Exclusive,
 	})
 	if err == nil {
 		e.mu.Lock()

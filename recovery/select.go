@@ -10,7 +10,8 @@ type Candidate struct {
 	ID       string
 	Address  string
 	CPU      float64
-	Assigned int // workloads the desired state already places there
+	Assigned int  // workloads the desired state already places there
+	Leased   bool // its heartbeats reach the leader, so it can hold a lease for exclusive workloads
 }
 
 // cpuBand is the width of the CPU bands within which nodes count as equally
@@ -37,14 +38,24 @@ func NewSelector(cands []Candidate) *Selector {
 
 // Pick returns the best node that is not in avoid, and counts the pick.
 func (s *Selector) Pick(avoid map[string]bool) (Candidate, bool) {
-	var pool []*Candidate
+	return s.PickWhere(avoid, nil)
+}
+
+// PickWhere is Pick among the candidates for which fit (if not nil) is true;
+// it reports false when none fits.
+func (s *Selector) PickWhere(avoid map[string]bool, fit func(Candidate) bool) (Candidate, bool) {
+	var pool, fitting []*Candidate
 	for _, n := range s.nodes {
+		if fit != nil && !fit(*n) {
+			continue
+		}
+		fitting = append(fitting, n)
 		if !avoid[n.ID] {
 			pool = append(pool, n)
 		}
 	}
 	if len(pool) == 0 {
-		pool = s.nodes // retry on a node tried before rather than not at all
+		pool = fitting // retry on a node tried before rather than not at all
 	}
 	if len(pool) == 0 {
 		return Candidate{}, false
