@@ -15,24 +15,38 @@ import (
 
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
+	"github.com/micro-orchestrator/mo/internal/version"
 )
 
-// selfInfo is the answer of GET /cluster/self: this replica's own view.
-type selfInfo struct {
-	ID          string `json:"id"`
-	State       string `json:"state"`
-	Term        uint64 `json:"term"`
-	CommitIndex uint64 `json:"commit_index"`
-	AppliedIdx  uint64 `json:"applied_index"`
-	Leader      string `json:"leader"`
+// self is this replica's own view, the answer of GET /cluster/self: its
+// raft state and term, the leader it knows, and the voters of its raft
+// configuration (which a replica without a leader can still tell).
+func (r *Replica) self() api.ReplicaSelf {
+	_, lid := r.raft.LeaderWithID()
+	out := api.ReplicaSelf{
+		ID: r.cfg.ID, State: stateName(r.raft.State()), Term: r.raft.CurrentTerm(),
+		CommitIndex: r.raft.CommitIndex(), AppliedIndex: r.raft.AppliedIndex(), Leader: string(lid),
+		Version: version.String(),
+	}
+	addrs := r.replicaHTTPByID()
+	for _, s := range r.servers() {
+		if s.Suffrage == raft.Voter {
+			out.Voters = append(out.Voters, api.ReplicaInfo{ID: string(s.ID), HTTP: addrs[string(s.ID)], Raft: string(s.Address), Voter: true})
+		}
+	}
+	return out
 }
 
-func (r *Replica) self() selfInfo {
-	_, lid := r.raft.LeaderWithID()
-	return selfInfo{
-		ID: r.cfg.ID, State: stateName(r.raft.State()), Term: r.raft.CurrentTerm(),
-		CommitIndex: r.raft.CommitIndex(), AppliedIdx: r.raft.AppliedIndex(), Leader: string(lid),
-	}
+// replicaHTTPByID returns the replicated HTTP address of each replica.
+func (r *Replica) replicaHTTPByID() map[string]string {
+	var addrs map[string]string
+	r.fsm.Read(func(s *fsm.State) {
+		addrs = make(map[string]string, len(s.Replicas))
+		for k, v := range s.Replicas {
+			addrs[k] = v
+		}
+	})
+	return addrs
 }
 
 func stateName(s raft.RaftState) string {
@@ -55,13 +69,7 @@ func (r *Replica) handleClusterSelf(w http.ResponseWriter, _ *http.Request, _ ht
 // handleClusterStatus answers with every replica of the raft configuration
 // and the state each one reports about itself.
 func (r *Replica) handleClusterStatus(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
-	var addrs map[string]string
-	r.fsm.Read(func(s *fsm.State) {
-		addrs = make(map[string]string, len(s.Replicas))
-		for k, v := range s.Replicas {
-			addrs[k] = v
-		}
-	})
+	addrs := r.replicaHTTPByID()
 	servers := r.servers()
 	out := api.ClusterStatus{Term: r.raft.CurrentTerm(), CommitIndex: r.raft.CommitIndex(), Replicas: []api.ReplicaInfo{}}
 	var mu sync.Mutex
@@ -106,7 +114,7 @@ func (r *Replica) remoteState(ctx context.Context, addr string) string {
 		return "unreachable"
 	}
 	defer resp.Body.Close()
-	var s selfInfo
+	var s api.ReplicaSelf
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&s) != nil {
 		return "unreachable"
 	}

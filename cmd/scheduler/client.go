@@ -23,8 +23,8 @@ type client struct {
 	addrs   []string
 	http    *http.Client
 	json    bool
-	retry   time.Duration
 	timeout time.Duration
+	quiet   bool // no "retrying ..." lines on stderr
 }
 
 // clientFlags adds the flags every client command shares.
@@ -66,7 +66,11 @@ func (e *httpError) Error() string { return e.msg }
 
 // do calls the API: it tries each address in turn, moving on when one is
 // unreachable or has no leader, and retries for up to the timeout while the
-// cluster elects a leader. out may be nil, or *[]byte for the raw body.
+// cluster elects a leader, saying so on stderr at most once a second. An
+// address that cannot be reached is given up after refusedGiveUp, so a dead
+// --addr fails within seconds; when it gives up, the error says what each
+// address answered and, when a replica told its raft view, why there is no
+// leader. out may be nil, or *[]byte for the raw body.
 func (c *client) do(method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -78,23 +82,28 @@ func (c *client) do(method, path string, in, out any) error {
 	if len(c.addrs) == 0 {
 		return usageError("no replica address: pass --addr or set SCHEDULER_ADDR")
 	}
-	deadline := time.Now().Add(c.timeout)
-	var lastErr error
+	start := time.Now()
+	deadline := start.Add(c.timeout)
+	tries := newAttempts(c.addrs)
+	notes := noticer{quiet: c.quiet}
 	for {
-		for _, addr := range c.addrs {
-			err := c.once(addr, method, path, body, out)
+		for _, a := range tries.live() {
+			err := c.once(a.addr, method, path, body, out)
 			if err == nil {
 				return nil
 			}
 			if !retryable(err, method) {
 				return err
 			}
-			lastErr = err
+			a.record(err, time.Now())
 		}
-		if time.Now().Add(300 * time.Millisecond).After(deadline) {
-			return lastErr
+		now := time.Now()
+		if len(tries.live()) == 0 || now.Add(retryPause).After(deadline) {
+			c.askSelf(tries)
+			return tries.failure(now.Sub(start))
 		}
-		time.Sleep(300 * time.Millisecond)
+		notes.maybe(now, func() string { c.askSelf(tries); return tries.notice() })
+		time.Sleep(retryPause)
 	}
 }
 

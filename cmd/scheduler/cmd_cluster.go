@@ -16,17 +16,29 @@ import (
 func runCluster(args []string) int {
 	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
 	cf := addClientFlags(fs)
-	if code, ok := parse(fs, args, "cluster", 0); !ok {
+	stale := fs.Bool("stale", false, "ask the first replica that answers for its own view, even without a leader")
+	if code, ok := parse(fs, args, "cluster [--stale]", 0); !ok {
 		return code
 	}
 	var st api.ClusterStatus
 	c := cf.client()
-	if err := c.do("GET", "/cluster/status", nil, &st); err != nil {
-		return fail("cluster", err)
+	path := "/cluster/status"
+	if *stale {
+		path += "?stale=true"
+	}
+	if err := c.do("GET", path, nil, &st); err != nil {
+		code := fail("cluster", err)
+		if !*stale && isNoLeader(err) {
+			fmt.Fprintln(os.Stderr, "  ('scheduler cluster --stale' shows what a reachable replica sees)")
+		}
+		return code
 	}
 	if c.json {
 		printJSON(st)
 		return exitOK
+	}
+	if *stale {
+		fmt.Println("(stale: one replica's own view)")
 	}
 	fmt.Printf("Leader: %s (%s)   Term: %d   Commit index: %d\n\n", dash(st.Leader.ID), dash(st.Leader.HTTP), st.Term, st.CommitIndex)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)

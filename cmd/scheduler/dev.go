@@ -207,7 +207,7 @@ func stopAll(procs []*devProc) {
 
 // waitDevReady waits for a leader with three voters and three online nodes.
 func waitDevReady(ctx context.Context, addrs []string, token string, procs []*devProc) error {
-	c := &client{addrs: addrs, http: api.NewHTTPClient(token, 2*time.Second), timeout: time.Second}
+	c := &client{addrs: addrs, http: api.NewHTTPClient(token, 2*time.Second), timeout: time.Second, quiet: true}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		for _, p := range procs {

@@ -1,0 +1,17 @@
+package api
+
+// ReplicaSelf is the answer of GET /cluster/self: one replica's own raft
+// view, answered by that replica itself (never forwarded), with or without
+// a leader.
+type ReplicaSelf struct {
+	ID           string `json:"id"`
+	State        string `json:"state"` // leader, follower, candidate or shutdown
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Leader       string `json:"leader"` // the leader's id as this replica knows it, or ""
+	Version      string `json:"version,omitempty"`
+	// Voters are the voters of the raft configuration this replica holds,
+	// each with its HTTP address where known.
+	Voters []ReplicaInfo `json:"voters,omitempty"`
+}
