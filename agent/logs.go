@@ -31,10 +31,14 @@ type cappedFile struct {
 	max    int64
 	marker []byte
 
-	mu   sync.RWMutex
-	f    *os.File // nil once closed
-	size int64
-	err  error // first write error, output is dropped after it
+	mu      sync.RWMutex
+	f       *os.File // nil once closed
+	size    int64
+	err     error         // first write error, output is dropped after it
+	written int64         // bytes of output taken in since creation, dropped ones included
+	hdr     int64         // length of the marker at the start of the file, 0 before a compaction
+	closed  bool          // no more output will come
+	changed chan struct{} // closed and cleared at the next write or Close; made on demand by followers
 }
 
 // createCappedFile creates (or truncates) path with mode 0600.
@@ -65,6 +69,8 @@ func (c *cappedFile) Write(p []byte) (int, error) {
 	if c.f == nil || c.err != nil {
 		return n, nil
 	}
+	defer c.notifyLocked()
+	c.written += int64(n) // counted even when part of it is dropped below, so that followers see the loss
 	if c.size+int64(len(p)) > c.max {
 		budget := c.max / 2
 		if int64(len(p)) >= budget-int64(len(c.marker)) {
@@ -134,6 +140,7 @@ func (c *cappedFile) rewrite(from int64) error {
 		return err
 	}
 	c.size = dst
+	c.hdr = int64(len(c.marker))
 	return nil
 }
 
@@ -146,6 +153,8 @@ func (c *cappedFile) Close() error {
 	}
 	err := c.f.Close()
 	c.f = nil
+	c.closed = true
+	c.notifyLocked()
 	return err
 }
 

@@ -56,7 +56,7 @@ func newHandler(sup *supervisor, status *statusCache, token string, log hclog.Lo
 	r.GET("/status", s.handleStatus)
 	r.POST("/workloads", s.handleStart)
 	r.DELETE("/workloads/:id", s.handleStop)
-	r.GET("/workloads/:id/logs", s.handleLogs)
+	r.GET("/workloads/:id/logs", s.handleLogsRoute)
 	r.GET("/metrics", newMetricsHandle(status))
 	return api.RequireToken(token, r)
 }

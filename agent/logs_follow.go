@@ -1,0 +1,196 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// followChunk bounds one read of a follower, so that it never holds the
+// file's lock for long.
+const followChunk = 256 << 10
+
+// followWriteTimeout bounds each write of a followed log to a slow client;
+// the server's own WriteTimeout would end a long follow.
+const followWriteTimeout = time.Minute
+
+// notifyLocked wakes the followers waiting for output; call it under c.mu.
+func (c *cappedFile) notifyLocked() {
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
+}
+
+// snapshot returns the last n lines (all of the file when n < 0) and the
+// output position just after them, from which a follower goes on.
+func (c *cappedFile) snapshot(f io.ReaderAt, n int) ([]byte, int64, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if n < 0 {
+		out := make([]byte, c.size)
+		if _, err := f.ReadAt(out, 0); err != nil && !errors.Is(err, io.EOF) {
+			return nil, 0, err
+		}
+		return out, c.written, nil
+	}
+	out, err := tailLines(f, c.size, n)
+	return out, c.written, err
+}
+
+// since is what a follower gets from readSince.
+type since struct {
+	data  []byte
+	next  int64           // the position to ask for next
+	lost  int64           // bytes dropped by compaction before the follower read them
+	wait  <-chan struct{} // closed at the next write, when there was nothing to read
+	ended bool            // the output is closed and everything has been read
+}
+
+// readSince returns the output from position pos on (at most followChunk
+// bytes). A position is a count of bytes taken in since the file was created,
+// so compaction, which moves the newest bytes to the start of the file, does
+// not invalidate it: what was dropped before it was read is reported as lost.
+func (c *cappedFile) readSince(f io.ReaderAt, pos int64) (since, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var s since
+	start := c.written - (c.size - c.hdr) // position of the file's first byte after the marker
+	if pos < start {
+		s.lost, pos = start-pos, start
+	}
+	if pos < c.written {
+		off := c.hdr + pos - start
+		s.data = make([]byte, min(followChunk, c.size-off))
+		n, err := f.ReadAt(s.data, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return since{}, err
+		}
+		s.data = s.data[:n]
+		pos += int64(n)
+	}
+	s.next = pos
+	switch {
+	case pos < c.written:
+	case c.closed:
+		s.ended = true
+	default:
+		if c.changed == nil {
+			c.changed = make(chan struct{})
+		}
+		s.wait = c.changed
+	}
+	return s, nil
+}
+
+// logFile returns the output file of id's latest instance (nil when it
+// could not be created).
+func (s *supervisor) logFile(id string) (*cappedFile, error) {
+	in, _, ok := s.get(id)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", errUnknownWorkload, id)
+	}
+	return in.out, nil
+}
+
+// handleLogsRoute answers GET /workloads/{id}/logs: with follow=true or
+// tail=all here, else as before (handleLogs).
+func (s *server) handleLogsRoute(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	q := r.URL.Query()
+	if q.Get("follow") != "true" && q.Get("tail") != "all" {
+		s.handleLogs(w, r, ps)
+		return
+	}
+	n := defaultTailLines
+	switch v := q.Get("tail"); v {
+	case "":
+	case "all":
+		n = -1
+	default:
+		var err error
+		n, err = strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxTailLines {
+			api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("tail must be all or a whole number from 0 to %d, not %q", maxTailLines, v))
+			return
+		}
+	}
+	s.streamLogs(w, r, ps.ByName("id"), n, q.Get("follow") == "true")
+}
+
+// streamLogs writes the last n lines of id's output (all when n < 0) and,
+// when follow is set, every byte written after them, flushed as it comes,
+// until the instance's output ends or the client goes away.
+func (s *server) streamLogs(w http.ResponseWriter, r *http.Request, id string, n int, follow bool) {
+	out, err := s.sup.logFile(id)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = contentTypeText
+	h["X-Content-Type-Options"] = noSniff
+	if out == nil {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	f, err := os.Open(out.path) // the file is rewritten in place, so this stays valid
+	if errors.Is(err, os.ErrNotExist) {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	defer f.Close()
+	data, pos, err := out.snapshot(f, n)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{}) // an expired read deadline would cancel the request
+	write := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(followWriteTimeout))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	w.WriteHeader(http.StatusOK)
+	if !write(data) || !follow {
+		return
+	}
+	for {
+		got, err := out.readSince(f, pos)
+		if err != nil {
+			s.log.Warn("following a workload's output failed", "id", id, "error", err)
+			return
+		}
+		if got.lost > 0 && !write(fmt.Appendf(nil, "[agent: %d bytes of output dropped before they could be sent; output.log is capped at %d bytes]\n", got.lost, out.max)) {
+			return
+		}
+		if len(got.data) > 0 && !write(got.data) {
+			return
+		}
+		if got.ended {
+			return
+		}
+		pos = got.next
+		if got.wait != nil {
+			select {
+			case <-got.wait:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
+}
