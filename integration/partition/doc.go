@@ -1,0 +1,21 @@
+// Package partition is the project's partition lab: end-to-end tests that
+// put every scheduler replica and every agent in a network namespace of its
+// own, wired to a bridge in a private hub namespace, and then cut, heal and
+// flap the links between them with blackhole routes while a sampler counts,
+// every 50 ms, the instances of each workload that really run (from
+// /proc/*/environ, which sees every namespace).
+//
+// It owns the lab (namespaces, veths, routes, processes, temp dirs and their
+// cleanup, including after an interrupted run), the sampler, and the
+// partition scenarios. The host's root namespace is never changed: the test
+// process reaches the lab through a client namespace on the bridge.
+//
+// It needs root and iproute2's ip; without them every test skips. Run it with
+//
+//	go test -count=1 -v ./integration/partition
+//
+// The scenarios that test features still being built (exclusive workloads
+// with agent leases, heartbeats relayed to the leader, flapping links) run
+// only with MO_LAB_ALL=1; the silent-failure benchmark only with MO_BENCH=1.
+// make partition-drill runs everything but the benchmark, verbosely.
+package partition
