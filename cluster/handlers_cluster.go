@@ -37,15 +37,19 @@ func (r *Replica) self() api.ReplicaSelf {
 	return out
 }
 
-// replicaHTTPByID returns the replicated HTTP address of each replica.
+// replicaHTTPByID returns the replicated HTTP address of each replica, and
+// this replica's own even before it is replicated.
 func (r *Replica) replicaHTTPByID() map[string]string {
 	var addrs map[string]string
 	r.fsm.Read(func(s *fsm.State) {
-		addrs = make(map[string]string, len(s.Replicas))
+		addrs = make(map[string]string, len(s.Replicas)+1)
 		for k, v := range s.Replicas {
 			addrs[k] = v
 		}
 	})
+	if addrs[r.cfg.ID] == "" {
+		addrs[r.cfg.ID] = r.cfg.AdvertiseHTTP
+	}
 	return addrs
 }
 

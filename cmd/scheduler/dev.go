@@ -66,6 +66,13 @@ func runDev(args []string) int {
 	rand.Read(tokenBytes)
 	token := hex.EncodeToString(tokenBytes)
 
+	// Cleanup must not depend on stdout: under `make run | tee log`, Ctrl-C
+	// ends tee too, and a write to the closed pipe would kill this process
+	// with SIGPIPE before it stopped its children and removed the folder.
+	// Caught (not ignored, which children would inherit), SIGPIPE only
+	// makes such writes fail.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+
 	var procs []*devProc
 	cleanup := func() {
 		stopAll(procs)
@@ -110,7 +117,7 @@ func runDev(args []string) int {
 		procs = append(procs, p)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	fmt.Printf("Starting a local cluster in %s ...\n", root)
 	if err := waitDevReady(ctx, httpAddrs, token, procs); err != nil {
