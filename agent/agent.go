@@ -32,6 +32,8 @@ type agent struct {
 	sup     *supervisor
 	status  *statusCache
 	sampler *sampler
+	lease   *lease
+	fence   *fence
 	handler http.Handler
 	unlock  func()
 }
@@ -75,7 +77,9 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 		return nil, fmt.Errorf("workloads dir: %w", err)
 	}
 	status := newStatusCache(cfg.ID)
+	ls := &lease{}
 	sup, err := newSupervisor(supervisorConfig{
+		lease:      ls,
 		workDir:    workDir,
 		stopGrace:  cfg.StopGrace,
 		logMax:     cfg.LogMaxBytes,
@@ -89,9 +93,12 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 	if err != nil {
 		return nil, err
 	}
+	ls.onRenew = sup.guard.setLease
 	return &agent{
 		cfg:     cfg,
 		log:     log,
+		lease:   ls,
+		fence:   fence,
 		sup:     sup,
 		status:  status,
 		sampler: newSampler(cfg.CPUFile, log),
@@ -175,11 +182,16 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sampler.run(bg, cfg.SampleInterval, a.status.setUsage) })
+	wg.Go(func() { a.sup.enforceLease(bg, a.lease) })
 	if len(cfg.Join) > 0 {
 		client := api.NewHTTPClient(cfg.Token, registerTimeout)
 		wg.Go(func() {
-			_ = register(bg, client, cfg.Join, api.RegisterRequest{ID: cfg.ID, Address: advertise}, log)
+			if register(bg, client, cfg.Join, api.RegisterRequest{ID: cfg.ID, Address: advertise}, log) != nil {
+				return
+			}
 			client.CloseIdleConnections()
+			hb := newHeartbeater(cfg.ID, cfg.Join, api.NewHTTPClient(cfg.Token, cfg.HeartbeatInterval), cfg.HeartbeatInterval, a.lease, a.fence.current, log.Named("heartbeat"))
+			hb.run(bg)
 		})
 	} else {
 		log.Warn("no --join given: not registering with any scheduler")

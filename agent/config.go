@@ -58,7 +58,13 @@ type Config struct {
 	// SampleInterval is how often CPU and memory are sampled (default
 	// DefaultSampleInterval).
 	SampleInterval time.Duration
+	// HeartbeatInterval is how often the agent sends its heartbeat to every
+	// replica (default DefaultHeartbeatInterval).
+	HeartbeatInterval time.Duration
 }
+
+// DefaultHeartbeatInterval is the default of Config.HeartbeatInterval.
+const DefaultHeartbeatInterval = time.Second
 
 // withDefaults returns c with zero-valued optional fields set to their defaults.
 func (c Config) withDefaults() Config {
@@ -76,6 +82,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SampleInterval == 0 {
 		c.SampleInterval = DefaultSampleInterval
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	return c
 }

@@ -1,53 +1,191 @@
 package agent
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 )
 
-// guardScript runs in a small sh process, the guard, started by the agent.
-// The agent announces each workload process group on the guard's stdin
-// ("+PGID" once started, "-PGID" once gone). When stdin reaches EOF, because
-// the agent has exited for whatever reason, SIGKILL included, the guard kills
-// every group still announced. Pdeathsig only reaches a workload's main
-// process; the guard takes its background processes along too, so that a
-// killed agent really is a dead node. It ignores the usual termination
-// signals and lives in its own process group.
-const guardScript = `trap '' HUP INT TERM QUIT PIPE
-set -f
-groups=' '
-while IFS= read -r line; do
-	case "$line" in
-	+[0-9]*) groups="$groups${line#+} " ;;
-	-[0-9]*) g=${line#-}
-		case "$groups" in *" $g "*) groups="${groups%%" $g "*} ${groups#*" $g "}" ;; esac ;;
-	esac
-done
-for g in $groups; do
-	[ "$g" -gt 1 ] && kill -9 "-$g" 2>/dev/null
-done
-# Processes that left their group (setsid, daemons) still carry the run's tag.
-if [ -n "$1" ]; then
-	set +f
-	for d in /proc/[0-9]*; do
-		if tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -q "^` + instanceEnv + `=$1:"; then
-			kill -9 "${d#/proc/}" 2>/dev/null
-		fi
-	done
-fi
-exit 0
-`
+// The guard is a small process that the agent starts from its own binary
+// (GuardEnv set, see RunGuard). The agent announces on the guard's stdin
+// each workload process group ("+PGID" once started, "-PGID" once gone), the
+// groups of exclusive workloads with their instance tag ("x PGID TAG"), and
+// every renewal of its lease ("L DEADLINE", nanoseconds of CLOCK_BOOTTIME).
+//
+//   - When stdin reaches EOF, because the agent has exited for whatever
+//     reason, SIGKILL included, the guard kills every group still announced
+//     and every process tagged with the agent's run. Pdeathsig only reaches a
+//     workload's main process; the guard takes its background processes
+//     along too, so that a killed agent really is a dead node.
+//   - When the lease deadline passes, the guard kills the exclusive groups
+//     (and the processes carrying their tags) at once, even if the agent
+//     itself is paused or hung: an exclusive workload never outlives its
+//     node's lease.
+//
+// It ignores the usual termination signals and lives in its own process group.
+const GuardEnv = "MO_AGENT_GUARD"
+
+// IsGuard reports whether this process was started as the agent's guard;
+// the agent's main calls RunGuard first thing when it is.
+func IsGuard() bool { return os.Getenv(GuardEnv) == "1" }
 
 // guardWriteTimeout bounds a write to the guard's pipe.
 const guardWriteTimeout = time.Second
+
+// boottime returns the current CLOCK_BOOTTIME, which both the agent and the
+// guard read and which goes on while the machine is suspended.
+func boottime() time.Duration {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return time.Duration(ts.Nano())
+}
+
+// RunGuard is the guard process: it follows the agent's announcements on
+// stdin (see GuardEnv) and returns the exit code once stdin is closed.
+// os.Args[1], when present, is the agent run's id.
+func RunGuard() int {
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGPIPE)
+	runID := ""
+	if len(os.Args) > 1 {
+		runID = os.Args[1]
+	}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	groups := map[int]bool{}
+	exclusive := map[int]string{} // pgid -> instance tag
+	var deadline time.Duration    // of the lease, in boottime; 0: none yet
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	arm := func() {
+		timer.Stop()
+		if deadline > 0 && len(exclusive) > 0 {
+			timer.Reset(max(deadline-boottime(), 0))
+		}
+	}
+	expire := func() {
+		for g, tag := range exclusive {
+			if g > 1 {
+				_ = syscall.Kill(-g, syscall.SIGKILL)
+			}
+			killEverywhere(func(env []byte) bool { return hasEnvEntry(env, []byte(tag)) })
+			delete(exclusive, g)
+		}
+	}
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				for g := range groups {
+					if g > 1 {
+						_ = syscall.Kill(-g, syscall.SIGKILL)
+					}
+				}
+				expire()
+				if runID != "" {
+					prefix := []byte(instanceEnv + "=" + runID + ":")
+					killEverywhere(func(env []byte) bool { return hasEnvPrefix(env, prefix) })
+				}
+				return 0
+			}
+			op, arg, _ := strings.Cut(line, " ")
+			switch {
+			case strings.HasPrefix(line, "+"):
+				if g, err := strconv.Atoi(line[1:]); err == nil {
+					groups[g] = true
+				}
+			case strings.HasPrefix(line, "-"):
+				if g, err := strconv.Atoi(line[1:]); err == nil {
+					delete(groups, g)
+					delete(exclusive, g)
+				}
+			case op == "x":
+				gs, tag, _ := strings.Cut(arg, " ")
+				if g, err := strconv.Atoi(gs); err == nil && g > 1 {
+					exclusive[g] = tag
+				}
+			case op == "L":
+				if d, err := strconv.ParseInt(arg, 10, 64); err == nil {
+					deadline = time.Duration(d)
+				}
+			}
+			arm()
+			if deadline > 0 && len(exclusive) > 0 && boottime() >= deadline {
+				expire()
+			}
+		case <-timer.C:
+			if deadline > 0 && boottime() >= deadline {
+				expire()
+			} else {
+				arm()
+			}
+		}
+	}
+}
+
+// killEverywhere sends SIGKILL to every process on the machine whose
+// environment block matches, a few rounds until none is left.
+func killEverywhere(match func(env []byte) bool) {
+	self := os.Getpid()
+	for round := 0; round < 5; round++ {
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			return
+		}
+		n := 0
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid <= 1 || pid == self {
+				continue
+			}
+			env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+			if err != nil || !match(env) {
+				continue
+			}
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				n++
+			}
+		}
+		if n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// hasEnvPrefix reports whether an entry of a NUL-separated environment block
+// starts with prefix.
+func hasEnvPrefix(env, prefix []byte) bool {
+	for len(env) > 0 {
+		entry := env
+		if i := bytes.IndexByte(env, 0); i >= 0 {
+			entry, env = env[:i], env[i+1:]
+		} else {
+			env = nil
+		}
+		if bytes.HasPrefix(entry, prefix) {
+			return true
+		}
+	}
+	return false
+}
 
 // guard is the agent's side of the guard process.
 type guard struct {
@@ -59,15 +197,20 @@ type guard struct {
 	broken bool
 }
 
-// startGuard starts the guard process with stdout and stderr on nullFd.
+// startGuard starts the guard process from the agent's own executable, with
+// stdout and stderr on nullFd.
 func startGuard(nullFd uintptr, runID string, log hclog.Logger) (*guard, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the agent's executable for the guard process: %w", err)
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	pid, err := syscall.ForkExec("/bin/sh", []string{"mo-agent-guard", "-c", guardScript, "mo-agent-guard", runID}, &syscall.ProcAttr{
+	pid, err := syscall.ForkExec(exe, []string{"mo-agent-guard", runID}, &syscall.ProcAttr{
 		Dir:   "/",
-		Env:   []string{"PATH=/usr/bin:/bin", "LC_ALL=C"},
+		Env:   []string{GuardEnv + "=1", "PATH=/usr/bin:/bin", "LC_ALL=C", "GOMAXPROCS=1"},
 		Files: []uintptr{pr.Fd(), nullFd, nullFd},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
@@ -80,13 +223,34 @@ func startGuard(nullFd uintptr, runID string, log hclog.Logger) (*guard, error) 
 }
 
 // add announces a new workload process group.
-func (g *guard) add(pgid int) { g.send('+', pgid) }
+func (g *guard) add(pgid int) {
+	if pgid > 1 {
+		g.send("+" + strconv.Itoa(pgid))
+	}
+}
+
+// addExclusive announces the group of an exclusive instance and its tag: the
+// guard kills it when the lease lapses.
+func (g *guard) addExclusive(pgid int, tag string) {
+	if pgid > 1 {
+		g.send("x " + strconv.Itoa(pgid) + " " + tag)
+	}
+}
 
 // remove announces that a process group is gone.
-func (g *guard) remove(pgid int) { g.send('-', pgid) }
+func (g *guard) remove(pgid int) {
+	if pgid > 1 {
+		g.send("-" + strconv.Itoa(pgid))
+	}
+}
 
-func (g *guard) send(op byte, pgid int) {
-	if g == nil || pgid <= 1 {
+// setLease tells the guard when the lease lapses.
+func (g *guard) setLease(until time.Time) {
+	g.send("L " + strconv.FormatInt(int64(boottime()+time.Until(until)), 10))
+}
+
+func (g *guard) send(line string) {
+	if g == nil {
 		return
 	}
 	g.mu.Lock()
@@ -94,10 +258,8 @@ func (g *guard) send(op byte, pgid int) {
 	if g.w == nil || g.broken {
 		return
 	}
-	line := strconv.AppendInt([]byte{op}, int64(pgid), 10)
-	line = append(line, '\n')
 	_ = g.w.SetWriteDeadline(time.Now().Add(guardWriteTimeout))
-	if _, err := g.w.Write(line); err != nil {
+	if _, err := g.w.WriteString(line + "\n"); err != nil {
 		g.broken = true
 		g.log.Error("the guard process is gone: background processes of workloads will outlive a killed agent until it restarts", "guard_pid", g.pid, "error", err)
 	}

@@ -14,6 +14,7 @@ type instance struct {
 	gen       uint64
 	startedAt time.Time
 	dir       string
+	exclusive bool // runs only under the node's lease
 	out       *cappedFile   // nil if it could not be created
 	done      chan struct{} // closed once the instance has ended and its group is gone
 
@@ -23,7 +24,8 @@ type instance struct {
 	exitCode *int
 	exitedAt time.Time
 	errMsg   string
-	stopping bool
+	stopping  bool
+	leaseStop bool // a stop for the end of the lease was started
 
 	sigMu  sync.Mutex // orders signals against reaping, so a reused pid is never signalled
 	reaped bool       // guarded by sigMu
@@ -38,6 +40,7 @@ func (in *instance) view() api.AgentWorkload {
 		StartedAt:  in.startedAt,
 		Generation: in.gen,
 		Error:      in.errMsg,
+		Exclusive:  in.exclusive,
 	}
 	if in.exitCode != nil {
 		c := *in.exitCode

@@ -27,6 +27,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if IsGuard() { // the guard process runs from this test binary too
+		os.Exit(RunGuard())
+	}
 	code := m.Run()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)

@@ -146,7 +146,7 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 		code = http.StatusConflict
 	case errors.Is(err, errUnknownWorkload):
 		code = http.StatusNotFound
-	case errors.Is(err, errShuttingDown):
+	case errors.Is(err, errShuttingDown), errors.Is(err, errNoLease):
 		code = http.StatusServiceUnavailable
 	default:
 		s.log.Error("request failed", "error", err)

@@ -18,6 +18,7 @@ func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, b
 		gen:       req.Generation,
 		startedAt: time.Now().UTC(),
 		dir:       filepath.Join(s.cfg.workDir, req.ID),
+		exclusive: req.Exclusive,
 		done:      make(chan struct{}),
 	}
 	if err := ensureDir(in.dir); err != nil {
@@ -75,6 +76,9 @@ func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, b
 	s.wg.Add(2)
 	s.forkMu.RUnlock()
 	s.guard.add(pid)
+	if in.exclusive {
+		s.guard.addExclusive(pid, s.instanceTag(in))
+	}
 
 	if err := writeProcRecord(recordPath(in.dir, in.gen), in.id, in.gen, pid, s.cfg.bootID); err != nil {
 		s.log.Warn("cannot record the workload's process group; a restarted agent will not kill it", "id", in.id, "error", err)

@@ -42,6 +42,7 @@ type supervisorConfig struct {
 	reapStrays bool                      // reap children of no instance; only for a process that execs nothing else
 	keepEnded  int                       // ended instances kept in /status (default maxEnded)
 	onChange   func([]api.AgentWorkload) // called under the supervisor lock with a fresh snapshot
+	lease      *lease                    // nil: exclusive workloads are refused
 }
 
 // supervisor runs workload instances as process groups and keeps their state.
@@ -222,6 +223,9 @@ func (s *supervisor) Start(req api.StartRequest) (w api.AgentWorkload, started b
 	if err := s.cfg.fence.check(req.Term); err != nil {
 		return w, false, err
 	}
+	if req.Exclusive && (s.cfg.lease == nil || !s.cfg.lease.valid(time.Now())) {
+		return w, false, errNoLease
+	}
 	sl, err := s.acquire(req.ID, true)
 	if err != nil {
 		return w, false, err
@@ -293,6 +297,11 @@ func (s *supervisor) Stop(id string, term, gen uint64) (api.AgentWorkload, error
 // stopInstance terminates a running instance and waits until its group is
 // gone. The caller holds the instance's slot.
 func (s *supervisor) stopInstance(in *instance, why string) error {
+	return s.stopInstanceWithin(in, why, s.cfg.stopGrace)
+}
+
+// stopInstanceWithin is stopInstance with grace between SIGTERM and SIGKILL.
+func (s *supervisor) stopInstanceWithin(in *instance, why string, grace time.Duration) error {
 	s.mu.Lock()
 	if in.state != api.InstanceRunning {
 		s.mu.Unlock()
@@ -303,14 +312,14 @@ func (s *supervisor) stopInstance(in *instance, why string) error {
 
 	s.log.Info("stopping workload", "id", in.id, "generation", in.gen, "pid", in.pid, "reason", why)
 	in.signal(syscall.SIGTERM)
-	t := time.NewTimer(s.cfg.stopGrace)
+	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-in.done:
 		return nil
 	case <-t.C:
 	}
-	s.log.Warn("workload ignored SIGTERM for the grace period; killing its process group", "id", in.id, "pid", in.pid, "grace", s.cfg.stopGrace)
+	s.log.Warn("workload ignored SIGTERM for the grace period; killing its process group", "id", in.id, "pid", in.pid, "grace", grace)
 	in.signal(syscall.SIGKILL)
 	t.Reset(groupGoneTimeout + drainTimeout + time.Second)
 	select {

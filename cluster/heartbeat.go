@@ -61,7 +61,10 @@ func (r *Replica) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps h
 	}
 	ack := api.HeartbeatAck{Replicas: r.replicaAddrs()}
 	if ls := r.currentLeader(); ls != nil {
-		ls.health.NoteHeartbeat(id, time.Now(), "")
+		if !ls.health.NoteHeartbeat(id, time.Now(), "") {
+			api.WriteError(w, http.StatusNotFound, "node "+id+" is not registered (yet) with the leader")
+			return
+		}
 		ack.IsLeader, ack.Leader, ack.Term, ack.AckSeq = true, r.cfg.ID, ls.term, hb.Seq
 		ack.LeaseMillis = r.cfg.Lease.Milliseconds()
 		api.WriteJSON(w, http.StatusOK, ack)
@@ -93,8 +96,9 @@ func (r *Replica) handleHeartbeatRelay(w http.ResponseWriter, req *http.Request,
 	now := time.Now()
 	out := api.HeartbeatRelayAck{Term: ls.term, Leader: r.cfg.ID, LeaseMillis: r.cfg.Lease.Milliseconds(), Acks: make(map[string]uint64, len(rel.Beats))}
 	for node, seq := range rel.Beats {
-		ls.health.NoteHeartbeat(node, now, rel.From)
-		out.Acks[node] = seq
+		if ls.health.NoteHeartbeat(node, now, rel.From) {
+			out.Acks[node] = seq
+		}
 	}
 	api.WriteJSON(w, http.StatusOK, out)
 }

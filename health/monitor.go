@@ -192,14 +192,17 @@ func (m *Monitor) Snapshot() []NodeHealth {
 
 // NoteHeartbeat records that a heartbeat of the node reached this leader at
 // at, relayed by the replica via ("" when direct). It is cheap and safe to
-// call from HTTP handlers; unknown nodes are ignored.
-func (m *Monitor) NoteHeartbeat(id string, at time.Time, via string) {
+// call from HTTP handlers. It reports false, recording nothing, for a node
+// the monitor does not know (yet).
+func (m *Monitor) NoteHeartbeat(id string, at time.Time, via string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if ns, ok := m.nodes[id]; ok && at.After(ns.h.LastHeard) {
+	ns, ok := m.nodes[id]
+	if ok && at.After(ns.h.LastHeard) {
 		ns.h.LastHeard, ns.h.HeardVia = at, via
 		m.tracking.Store(true)
 	}
+	return ok
 }
 
 // alive reports whether a heartbeat of the node arrived within AliveWindow

@@ -1,0 +1,132 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// sentKept is how many heartbeat send times are kept to match acknowledgements.
+const sentKept = 64
+
+// heartbeater sends the node's heartbeat to every replica it knows about,
+// once an interval, and renews the lease from the acknowledgements: a
+// heartbeat the leader recorded grants the lease from the moment it was sent.
+type heartbeater struct {
+	id       string
+	client   *http.Client
+	interval time.Duration
+	lease    *lease
+	term     func() uint64 // the highest leader term obeyed
+	log      hclog.Logger
+
+	mu    sync.Mutex
+	addrs []string // replica addresses: --join plus those the replicas name
+	seq   uint64
+	sent  map[uint64]time.Time
+}
+
+func newHeartbeater(id string, join []string, client *http.Client, interval time.Duration, l *lease, term func() uint64, log hclog.Logger) *heartbeater {
+	return &heartbeater{id: id, client: client, interval: interval, lease: l, term: term, log: log,
+		addrs: slices.Clone(join), sent: map[uint64]time.Time{}}
+}
+
+// run sends heartbeats until ctx is done.
+func (h *heartbeater) run(ctx context.Context) {
+	t := time.NewTicker(h.interval)
+	defer t.Stop()
+	var lastWarn time.Time
+	for {
+		h.mu.Lock()
+		h.seq++
+		seq := h.seq
+		now := time.Now()
+		h.sent[seq] = now
+		delete(h.sent, seq-sentKept)
+		addrs := slices.Clone(h.addrs)
+		h.mu.Unlock()
+
+		body, _ := json.Marshal(api.Heartbeat{NodeID: h.id, Seq: seq, Term: h.term()})
+		var wg sync.WaitGroup
+		var failed sync.Map
+		for _, a := range addrs {
+			wg.Go(func() {
+				if err := h.send(ctx, a, body); err != nil {
+					failed.Store(a, err.Error())
+				}
+			})
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return
+		}
+		if exp := h.lease.expiry(); !exp.IsZero() && time.Now().After(exp) && time.Since(lastWarn) > 10*time.Second {
+			lastWarn = time.Now()
+			var errs []any
+			failed.Range(func(k, v any) bool { errs = append(errs, k.(string), v); return true })
+			h.log.Warn("no heartbeat acknowledged by the leader: the lease has lapsed", append([]any{"lapsed_at", exp.UTC()}, errs...)...)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// send posts one heartbeat to the replica at addr and takes its answer.
+func (h *heartbeater) send(ctx context.Context, addr string, body []byte) error {
+	base, err := joinURL(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.interval)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/"+url.PathEscape(h.id)+"/heartbeat", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("%s", resp.Status)
+	}
+	var ack api.HeartbeatAck
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ack); err != nil {
+		return err
+	}
+	h.take(ack)
+	return nil
+}
+
+// take renews the lease from an acknowledgement and learns the replicas.
+func (h *heartbeater) take(ack api.HeartbeatAck) {
+	h.mu.Lock()
+	for _, a := range ack.Replicas {
+		if !slices.Contains(h.addrs, a) {
+			h.addrs = append(h.addrs, a)
+		}
+	}
+	sentAt, ok := h.sent[ack.AckSeq]
+	h.mu.Unlock()
+	if !ok || ack.AckSeq == 0 || ack.LeaseMillis <= 0 || ack.Term < h.term() {
+		return
+	}
+	h.lease.renew(sentAt.Add(time.Duration(ack.LeaseMillis)*time.Millisecond), ack.Term)
+}

@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// errNoLease refuses to start an exclusive workload without a lease.
+var errNoLease = errors.New("this node holds no lease from the leader (its heartbeats are not acknowledged): an exclusive workload cannot start here")
+
+// leaseCheckEvery is how often the agent looks at its lease.
+const leaseCheckEvery = 100 * time.Millisecond
+
+// enforceLease stops the exclusive instances once the lease is about to
+// lapse, until ctx is done: SIGTERM leaseKillWindow before it lapses, SIGKILL
+// when it does. The guard process kills them at that moment too, should the
+// agent itself be paused. They are not started again when the lease comes
+// back: the leader decides where they run next.
+func (s *supervisor) enforceLease(ctx context.Context, l *lease) {
+	t := time.NewTicker(leaseCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		exp := l.expiry()
+		if time.Now().Before(exp.Add(-leaseKillWindow)) {
+			continue
+		}
+		for _, in := range s.runningExclusive() {
+			go s.expire(in, exp)
+		}
+	}
+}
+
+// runningExclusive returns the exclusive instances running and not being stopped.
+func (s *supervisor) runningExclusive() []*instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*instance
+	for _, sl := range s.slots {
+		if in := sl.inst; in != nil && in.exclusive && in.state == api.InstanceRunning && !in.stopping && !in.leaseStop {
+			in.leaseStop = true
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// expire stops one exclusive instance whose lease lapses at exp.
+func (s *supervisor) expire(in *instance, exp time.Time) {
+	sl, err := s.acquire(in.id, false)
+	if err != nil {
+		return
+	}
+	defer s.release(in.id, sl)
+	s.mu.Lock()
+	current := sl.inst == in
+	if current && in.state == api.InstanceRunning {
+		in.errMsg = "stopped: the node's lease from the leader lapsed"
+	}
+	s.mu.Unlock()
+	if !current {
+		return
+	}
+	s.log.Warn("lease from the leader lapsing: stopping an exclusive workload", "id", in.id, "generation", in.gen, "lapses_at", exp.UTC())
+	if err := s.stopInstanceWithin(in, "lease lapsed", max(time.Until(exp), 0)); err != nil {
+		s.log.Error("stopping an exclusive workload at the end of the lease", "id", in.id, "error", err)
+	}
+}
