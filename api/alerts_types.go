@@ -3,14 +3,15 @@ package api
 import "time"
 
 // Alert names: the guide's four alerting thresholds, plus the mass-failure
-// guard that DESIGN.md says raises an alert. The Prometheus rules in
-// deploy/prometheus use the same names.
+// guard that DESIGN.md says raises an alert, and a lost scheduler replica.
+// The Prometheus rules in deploy/prometheus use the same names.
 const (
 	AlertNodeOffline       = "NodeOffline"       // a node is offline (at once)
 	AlertRecoveryFailed    = "RecoveryFailed"    // a workload is permanently_failed (after the maximum attempts)
 	AlertHighResponseTime  = "HighResponseTime"  // a node's last health check answered in over 1 s
 	AlertRecoveryQueueHigh = "RecoveryQueueHigh" // more than 10 workloads wait in the recovery queue
 	AlertEvictionsPaused   = "EvictionsPaused"   // the mass-failure guard holds evictions
+	AlertReplicaDown       = "ReplicaDown"       // a voter out of contact with the leader for over the election timeout
 )
 
 // Alert severities.
@@ -23,7 +24,7 @@ const (
 type Alert struct {
 	Name     string    `json:"name"`
 	Severity string    `json:"severity"`
-	Subject  string    `json:"subject"`            // the node id, the workload id, or "cluster"
+	Subject  string    `json:"subject"`            // the node id, the workload id, the replica id, or "cluster"
 	Summary  string    `json:"summary"`            // one line for people
 	Value    float64   `json:"value"`              // the measured value (seconds, queue length, 1 for a state)
 	Since    time.Time `json:"since"`              // when the condition started
