@@ -1,0 +1,195 @@
+package integration
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// instanceSampler counts, every 50 ms, the processes on this machine whose
+// environment tags them as an instance of each watched workload (the
+// agents' MO_INSTANCE tag), whatever state their agent is in, and keeps the
+// peak of each count.
+type instanceSampler struct {
+	ids  []string
+	stop chan struct{}
+	done chan struct{}
+
+	mu   sync.Mutex
+	peak map[string]int
+	last map[string]int
+}
+
+func startInstanceSampler(ids []string) *instanceSampler {
+	s := &instanceSampler{ids: ids, stop: make(chan struct{}), done: make(chan struct{}), peak: map[string]int{}, last: map[string]int{}}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			counts := countTagged(ids)
+			s.mu.Lock()
+			for id, n := range counts {
+				s.peak[id] = max(s.peak[id], n)
+			}
+			s.last = counts
+			s.mu.Unlock()
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// finish stops sampling and returns the peaks.
+func (s *instanceSampler) finish() map[string]int {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+// current returns the latest counts.
+func (s *instanceSampler) current() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+// countTagged counts the live main processes of each workload's instances:
+// a process tagged with the workload whose parent is not tagged with it.
+func countTagged(ids []string) map[string]int {
+	out := make(map[string]int, len(ids))
+	entries, _ := os.ReadDir("/proc")
+	tags := map[int]string{}
+	parents := map[int]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil || zombie(stat) {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if v, ok := bytes.CutPrefix(kv, []byte("MO_INSTANCE=")); ok {
+				// run:id:generation
+				parts := bytes.Split(v, []byte(":"))
+				if len(parts) == 3 {
+					tags[pid] = string(parts[1])
+					parents[pid] = ppidOf(stat)
+				}
+			}
+		}
+	}
+	for pid, id := range tags {
+		if tags[parents[pid]] != id {
+			out[id]++
+		}
+	}
+	for _, id := range ids {
+		out[id] += 0
+	}
+	return out
+}
+
+// ppidOf reads the parent pid from /proc/PID/stat.
+func ppidOf(stat []byte) int {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(stat[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(f[1]))
+	return n
+}
+
+// The node of exclusive workloads is paused (SIGSTOP: its sockets stay open,
+// it answers nothing): at no 50 ms sample do two instances of one workload
+// run, they run elsewhere within 10 s, and once the node is back nothing is
+// started there again and each still runs once.
+func TestExclusiveWorkloadsOfAPausedNode(t *testing.T) {
+	tc := startFullCluster(t)
+	var ids []string
+	waitFor(t, 20*time.Second, "a submission", func() bool {
+		var err error
+		ids, err = tc.submit(tc.leader().http, api.SubmitRequest{Name: "solo", Command: "sleep", Args: []string{"600"}, Count: intp(6), Exclusive: true})
+		return err == nil
+	})
+	waitFor(t, 30*time.Second, "every workload running", func() bool { return allRunning(tc.workloads(), ids) })
+	for _, w := range tc.workloads() {
+		if !w.Exclusive {
+			t.Fatalf("workload %s does not show exclusive", w.ID)
+		}
+	}
+	victim := tc.agentByID(nodesOf(tc.workloads(), ids)[ids[0]])
+	var moving []string
+	for id, n := range nodesOf(tc.workloads(), ids) {
+		if n == victim.id {
+			moving = append(moving, id)
+		}
+	}
+	s := startInstanceSampler(ids)
+	syscall.Kill(victim.proc.pid(), syscall.SIGSTOP)
+	paused := time.Now()
+	defer syscall.Kill(victim.proc.pid(), syscall.SIGCONT)
+	waitFor(t, 20*time.Second, "its exclusive workloads running elsewhere", func() bool { return tc.runningAway(moving, victim.id) })
+	moved := time.Since(paused)
+	t.Logf("%d exclusive workloads running elsewhere %.2fs after the pause", len(moving), moved.Seconds())
+	if moved > 10*time.Second {
+		t.Errorf("exclusive workloads took %v to run elsewhere, want under 10 s", moved)
+	}
+	syscall.Kill(victim.proc.pid(), syscall.SIGCONT)
+	waitFor(t, 20*time.Second, "the node online again", func() bool { return tc.countNodes(api.NodeOnline) == 3 })
+	waitFor(t, 10*time.Second, "one instance of each", func() bool {
+		for _, id := range ids {
+			if s.current()[id] != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	// The agent does not start the stopped instances again on its own.
+	st, err := tc.agentStatus(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range st.Workloads {
+		if w.State == api.InstanceRunning {
+			for _, id := range moving {
+				if w.ID == id {
+					t.Errorf("%s runs on %s again after the pause", id, victim.id)
+				}
+			}
+		}
+	}
+	for id, n := range s.finish() {
+		if n > 1 {
+			t.Errorf("exclusive workload %s had %d instances running at once", id, n)
+		}
+	}
+}
+
+// zombie reports whether /proc/PID/stat shows a zombie.
+func zombie(stat []byte) bool {
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+}
