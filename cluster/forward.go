@@ -72,9 +72,9 @@ func (r *Replica) forward(next http.Handler) http.Handler {
 			return
 		}
 		req.Header.Set(leaderTargetHeader, addr)
-		if req.URL.Path == "/events" {
-			// A long poll: end it when this replica stops, so that it does
-			// not hold the HTTP server's drain (the client retries elsewhere).
+		if req.URL.Path == "/events" || req.URL.Query().Get("follow") == "true" {
+			// A long poll or a followed log: end it when this replica stops, so
+			// that it does not hold the HTTP server's drain (the client retries elsewhere).
 			ctx, cancel := context.WithCancel(req.Context())
 			defer cancel()
 			defer context.AfterFunc(r.closing, cancel)()

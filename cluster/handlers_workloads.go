@@ -78,7 +78,7 @@ func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httpr
 
 func (r *Replica) handleListWorkloads(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 	q := req.URL.Query()
-	state, node := q.Get("state"), q.Get("node")
+	state, node, name := q.Get("state"), q.Get("node"), q.Get("name")
 	if state != "" && !api.ValidState(state) {
 		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("unknown state %q: want one of %s", state, strings.Join(api.WorkloadStates, ", ")))
 		return
@@ -86,7 +86,7 @@ func (r *Replica) handleListWorkloads(w http.ResponseWriter, req *http.Request, 
 	out := api.WorkloadList{Workloads: []api.Workload{}}
 	r.fsm.Read(func(s *fsm.State) {
 		for _, wl := range s.Workloads {
-			if (state == "" || wl.State == state) && (node == "" || wl.Node == node) {
+			if (state == "" || wl.State == state) && (node == "" || wl.Node == node) && (name == "" || wl.Name == name) {
 				c := fsm.CopyWorkload(wl)
 				c.History = nil
 				out.Workloads = append(out.Workloads, *c)
@@ -182,14 +182,18 @@ func (r *Replica) nodeAddr(id string) (addr string) {
 func (r *Replica) handleLogs(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
 	id := ps.ByName("id")
 	tail := 100
-	if t := req.URL.Query().Get("tail"); t != "" {
+	all := false
+	if t := req.URL.Query().Get("tail"); t == "all" {
+		all = true
+	} else if t != "" {
 		n, err := strconv.Atoi(t)
-		if err != nil || n < 1 || n > 10000 {
-			api.WriteError(w, http.StatusBadRequest, "tail must be a number between 1 and 10000")
+		if err != nil || n < 0 || n > 10000 {
+			api.WriteError(w, http.StatusBadRequest, "tail must be all or a number from 0 to 10000")
 			return
 		}
 		tail = n
 	}
+	follow := req.URL.Query().Get("follow") == "true"
 	wl, ok := r.workload(id)
 	if !ok {
 		api.WriteError(w, http.StatusNotFound, "no workload "+id)
@@ -200,6 +204,10 @@ func (r *Replica) handleLogs(w http.ResponseWriter, req *http.Request, ps httpro
 		return
 	}
 	addr := r.nodeAddr(wl.Node)
+	if follow || all {
+		r.streamLogs(w, req, wl, addr, tail, all, follow)
+		return
+	}
 	ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
 	defer cancel()
 	b, err := r.agents.Logs(ctx, addr, id, tail)

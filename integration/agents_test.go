@@ -44,12 +44,12 @@ func TestAgentsRunPlacedWorkloads(t *testing.T) {
 	}
 	table, _, _ := tc.cli("workloads", "--addr", f.http)
 	for _, id := range ids {
-		if !strings.Contains(table, id) || strings.Count(table, "running") != 6 {
+		if !strings.Contains(table, id) || strings.Count(table, "running ") != 6 {
 			t.Fatalf("CLI via follower:\n%s", table)
 		}
 	}
 	nodes, _, _ := tc.cli("nodes", "--addr", f.http)
-	if strings.Count(nodes, "online") != 3 {
+	if strings.Count(nodes, "online ") != 3 {
 		t.Fatalf("nodes via follower:\n%s", nodes)
 	}
 

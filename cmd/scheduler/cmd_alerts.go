@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -41,13 +40,13 @@ func printAlerts(w io.Writer, as []api.Alert, now time.Time) {
 		fmt.Fprintln(w, "No active alerts.")
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSEVERITY\tSUBJECT\tSINCE\tSUMMARY")
+	t := newTable(w)
+	t.row("NAME", "SEVERITY", "SUBJECT", "SINCE", "SUMMARY")
 	for _, a := range as {
 		since := a.Since.Local().Format("2006-01-02 15:04:05") + " (" + now.Sub(a.Since).Round(time.Second).String() + ")"
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, a.Severity, a.Subject, since, a.Summary)
+		t.row(a.Name, a.Severity, a.Subject, since, a.Summary)
 	}
-	tw.Flush()
+	t.flush()
 }
 
 func runEvents(args []string) int {
@@ -131,5 +130,5 @@ func (p *eventPrinter) print(e api.Event) {
 		fmt.Fprintf(p.w, "%s\n", b)
 		return
 	}
-	fmt.Fprintf(p.w, "%s  %-27s  %-22s  %s\n", e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Kind, e.Subject, e.Message)
+	fmt.Fprintf(p.w, "%s  %s  %s  %s\n", e.Time.Local().Format("2006-01-02 15:04:05.000"), padRight(escapeText(e.Kind), 27), padRight(escapeText(e.Subject), 22), escapeText(e.Message))
 }

@@ -14,12 +14,17 @@ import (
 func runHealth(args []string) int {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	cf := addClientFlags(fs)
-	if code, ok := parse(fs, args, "health", 0); !ok {
+	stale := fs.Bool("stale", false, "let the leader answer without first confirming that it still leads (faster; may lag after a failover)")
+	if code, ok := parse(fs, args, "health [--stale]", 0); !ok {
 		return code
+	}
+	path := "/health/summary"
+	if *stale {
+		path += "?stale=true"
 	}
 	var s api.HealthSummary
 	c := cf.client()
-	if err := c.do("GET", "/health/summary", nil, &s); err != nil {
+	if err := c.do("GET", path, nil, &s); err != nil {
 		return fail("health", err)
 	}
 	if c.json {
@@ -45,20 +50,28 @@ func printHealth(w io.Writer, s api.HealthSummary) {
 	fmt.Fprintln(w, "=== Node Details ===")
 	rows := [][]string{{"Node", "Status", "CPU %", "Memory %", "Failures", "Response Time"}}
 	for _, n := range s.NodeDetails {
-		rows = append(rows, []string{n.NodeKey, n.Status, fmt.Sprintf("%.1f", n.CPUUsage), fmt.Sprintf("%.1f", n.MemoryUsage),
+		rows = append(rows, []string{nodeLabel(n), n.Status, fmt.Sprintf("%.1f", n.CPUUsage), fmt.Sprintf("%.1f", n.MemoryUsage),
 			fmt.Sprintf("%d", n.ConsecutiveFailures), responseTime(n.ResponseTime)})
 	}
 	printBoxTable(w, rows)
 }
 
-// printBoxTable prints rows (the first is the header) in a +---+ box.
+// nodeLabel names a node by its ID and address: "n1 (127.0.0.1:8081)".
+func nodeLabel(n api.NodeDetail) string {
+	if n.NodeID == "" || n.NodeID == n.NodeKey {
+		return n.NodeKey
+	}
+	return n.NodeID + " (" + n.NodeKey + ")"
+}
+
+// printBoxTable prints rows (the first is the header) in a +---+ box, each
+// cell escaped and padded by its display width.
 func printBoxTable(w io.Writer, rows [][]string) {
 	widths := make([]int, len(rows[0]))
 	for _, r := range rows {
 		for i, c := range r {
-			if len(c) > widths[i] {
-				widths[i] = len(c)
-			}
+			r[i] = escapeText(c)
+			widths[i] = max(widths[i], displayWidth(r[i]))
 		}
 	}
 	sep := "+"
@@ -68,7 +81,7 @@ func printBoxTable(w io.Writer, rows [][]string) {
 	line := func(r []string) {
 		b := "|"
 		for i, c := range r {
-			b += " " + c + strings.Repeat(" ", widths[i]-len(c)) + " |"
+			b += " " + padRight(c, widths[i]) + " |"
 		}
 		fmt.Fprintln(w, b)
 	}
@@ -146,9 +159,9 @@ func printRecovery(w io.Writer, m api.RecoveryMetrics) {
 		}
 		for _, id := range m.FailedWorkloads {
 			if perm[id] {
-				fmt.Fprintf(w, "  - %s (permanently failed)\n", id)
+				fmt.Fprintf(w, "  - %s (permanently failed)\n", escapeText(id))
 			} else {
-				fmt.Fprintf(w, "  - %s\n", id)
+				fmt.Fprintf(w, "  - %s\n", escapeText(id))
 			}
 		}
 	}
@@ -161,11 +174,15 @@ func printRecovery(w io.Writer, m api.RecoveryMetrics) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		h := m.HealthChecks[k]
-		fmt.Fprintf(w, "  %s: %s (Failures: %d, Response: %s)\n", k, h.Status, h.ConsecutiveFailures, responseTime(h.ResponseTime))
+		fmt.Fprintf(w, "  %s: %s (Failures: %d, Response: %s)\n", escapeText(k), escapeText(h.Status), h.ConsecutiveFailures, responseTime(h.ResponseTime))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Recovery Queue: %d\n", m.QueueLength)
-	fmt.Fprintf(w, "Recoveries: %d attempted, %d succeeded, %d failed (success rate %.1f%%)\n", m.Attempted, m.Succeeded, m.Failed, m.SuccessRate)
+	rate := "n/a" // nothing attempted (the API's success_rate then reads 100)
+	if m.Attempted > 0 {
+		rate = fmt.Sprintf("%.1f%%", m.SuccessRate)
+	}
+	fmt.Fprintf(w, "Recoveries: %d attempted, %d succeeded, %d failed (success rate %s)\n", m.Attempted, m.Succeeded, m.Failed, rate)
 	if len(m.LastDurations) > 0 {
 		var parts []string
 		for _, d := range m.LastDurations {

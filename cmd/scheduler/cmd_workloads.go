@@ -3,10 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -66,11 +67,15 @@ func runSubmit(args []string) int {
 func runWorkloads(args []string) int {
 	fs := flag.NewFlagSet("workloads", flag.ContinueOnError)
 	cf := addClientFlags(fs)
-	state := fs.String("state", "", "only workloads in this state")
-	node := fs.String("node", "", "only workloads on this node")
+	state := fs.String("state", "", "only workloads in this `STATE`: "+strings.Join(api.WorkloadStates, ", "))
+	node := fs.String("node", "", "only workloads on this node `ID`")
+	name := fs.String("name", "", "only workloads of this `NAME`")
 	stale := fs.Bool("stale", false, "let any replica answer from its own state (faster, may lag)")
-	if code, ok := parse(fs, args, "workloads [--state S] [--node N]", 0); !ok {
+	if code, ok := parse(fs, args, "workloads [--state S] [--node N] [--name NAME] [--stale]", 0); !ok {
 		return code
+	}
+	if err := checkEnum("--state", *state, api.WorkloadStates); err != nil {
+		return fail("workloads", err)
 	}
 	q := url.Values{}
 	if *state != "" {
@@ -78,6 +83,9 @@ func runWorkloads(args []string) int {
 	}
 	if *node != "" {
 		q.Set("node", *node)
+	}
+	if *name != "" {
+		q.Set("name", *name)
 	}
 	if *stale {
 		q.Set("stale", "true")
@@ -91,12 +99,16 @@ func runWorkloads(args []string) int {
 		printJSON(list)
 		return exitOK
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tNODE\tPID\tATTEMPTS\tCOMMAND")
+	t := newTable(os.Stdout)
+	t.row("ID", "NAME", "STATE", "NODE", "PID", "ATTEMPTS", "COMMAND")
+	states := make([]string, 0, len(list.Workloads))
 	for _, w := range list.Workloads {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", w.ID, w.Name, w.State, dash(w.Node), pidStr(w.PID), w.Attempts, commandLine(w))
+		t.row(w.ID, w.Name, w.State, dash(w.Node), pidStr(w.PID), itoa(w.Attempts), commandLine(w))
+		states = append(states, w.State)
 	}
-	tw.Flush()
+	t.flush()
+	fmt.Println()
+	fmt.Println(summaryLine(len(list.Workloads), "workload", states, api.WorkloadStates))
 	return exitOK
 }
 
@@ -115,84 +127,52 @@ func runWorkload(args []string) int {
 		printJSON(w)
 		return exitOK
 	}
-	printWorkload(w)
+	printWorkload(os.Stdout, w)
 	return exitOK
 }
 
-func printWorkload(w api.Workload) {
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "ID:\t%s\n", w.ID)
-	fmt.Fprintf(tw, "Name:\t%s\n", w.Name)
-	fmt.Fprintf(tw, "Command:\t%s\n", commandLine(w))
-	fmt.Fprintf(tw, "State:\t%s\n", w.State)
-	fmt.Fprintf(tw, "Node:\t%s\n", dash(w.Node))
-	fmt.Fprintf(tw, "PID:\t%s\n", pidStr(w.PID))
-	fmt.Fprintf(tw, "Attempts:\t%d\n", w.Attempts)
-	fmt.Fprintf(tw, "Generation:\t%d\n", w.Generation)
+// printWorkload prints one workload's fields, then its placement history.
+func printWorkload(out io.Writer, w api.Workload) {
+	t := newTable(out)
+	t.row("ID:", w.ID)
+	t.row("Name:", w.Name)
+	t.row("Command:", commandLine(w))
+	t.row("State:", w.State)
+	t.row("Node:", dash(w.Node))
+	t.row("PID:", pidStr(w.PID))
+	t.row("Attempts:", itoa(w.Attempts))
+	t.row("Generation:", strconv.FormatUint(w.Generation, 10))
 	if w.ExitCode != nil {
-		fmt.Fprintf(tw, "Exit code:\t%d\n", *w.ExitCode)
+		t.row("Exit code:", itoa(*w.ExitCode))
 	}
 	if w.Reason != "" {
-		fmt.Fprintf(tw, "Reason:\t%s\n", w.Reason)
+		t.row("Reason:", w.Reason)
 	}
-	fmt.Fprintf(tw, "Created:\t%s\n", w.CreatedAt.Local().Format(time.RFC3339))
-	fmt.Fprintf(tw, "Updated:\t%s\n", w.UpdatedAt.Local().Format(time.RFC3339))
-	tw.Flush()
+	t.row("Created:", w.CreatedAt.Local().Format(time.RFC3339))
+	t.row("Updated:", w.UpdatedAt.Local().Format(time.RFC3339))
+	t.flush()
 	if len(w.History) > 0 {
-		fmt.Println("Placements:")
+		fmt.Fprintln(out, "Placements:")
 		for _, p := range w.History {
-			fmt.Printf("  gen %d on %s (term %d) at %s\n", p.Generation, p.Node, p.Term, p.At.Local().Format(time.RFC3339))
+			fmt.Fprintf(out, "  gen %d on %s (term %d) at %s\n", p.Generation, escapeText(p.Node), p.Term, p.At.Local().Format(time.RFC3339))
 		}
 	}
-}
-
-func runStop(args []string) int {
-	fs := flag.NewFlagSet("stop", flag.ContinueOnError)
-	cf := addClientFlags(fs)
-	if code, ok := parse(fs, args, "stop ID", 1); !ok {
-		return code
-	}
-	var w api.Workload
-	c := cf.client()
-	if err := c.do("DELETE", "/workloads/"+url.PathEscape(fs.Arg(0)), nil, &w); err != nil {
-		return fail("stop", err)
-	}
-	if c.json {
-		printJSON(w)
-		return exitOK
-	}
-	fmt.Printf("%s stopped\n", w.ID)
-	return exitOK
-}
-
-func runLogs(args []string) int {
-	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
-	cf := addClientFlags(fs)
-	tail := fs.Int("tail", 100, "number of lines from the end")
-	if code, ok := parse(fs, args, "logs ID [--tail N]", 1); !ok {
-		return code
-	}
-	if *tail < 1 || *tail > 10000 {
-		fmt.Fprintf(os.Stderr, "scheduler logs: --tail must be between 1 and 10000, got %d\n", *tail)
-		return exitUsage
-	}
-	var b []byte
-	if err := cf.client().do("GET", "/workloads/"+url.PathEscape(fs.Arg(0))+"/logs?tail="+itoa(*tail), nil, &b); err != nil {
-		return fail("logs", err)
-	}
-	os.Stdout.Write(b)
-	return exitOK
 }
 
 func runNodes(args []string) int {
 	fs := flag.NewFlagSet("nodes", flag.ContinueOnError)
 	cf := addClientFlags(fs)
-	if code, ok := parse(fs, args, "nodes", 0); !ok {
+	stale := fs.Bool("stale", false, "let any replica answer from its own state (faster, may lag)")
+	if code, ok := parse(fs, args, "nodes [--stale]", 0); !ok {
 		return code
+	}
+	q := ""
+	if *stale {
+		q = "?stale=true"
 	}
 	var list api.NodeList
 	c := cf.client()
-	if err := c.do("GET", "/nodes", nil, &list); err != nil {
+	if err := c.do("GET", "/nodes"+q, nil, &list); err != nil {
 		return fail("nodes", err)
 	}
 	if c.json {
@@ -201,17 +181,25 @@ func runNodes(args []string) int {
 	}
 	var wl api.WorkloadList
 	counts := map[string]int{}
-	if c.do("GET", "/workloads?state=running", nil, &wl) == nil {
+	running := "/workloads?state=running"
+	if *stale {
+		running += "&stale=true"
+	}
+	if c.do("GET", running, nil, &wl) == nil {
 		for _, w := range wl.Workloads {
 			counts[w.Node]++
 		}
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tSTATUS\tRUNNING\tREGISTERED")
+	t := newTable(os.Stdout)
+	t.row("ID", "ADDRESS", "STATUS", "RUNNING", "REGISTERED")
+	statuses := make([]string, 0, len(list.Nodes))
 	for _, n := range list.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", n.ID, n.Address, n.Status, counts[n.ID], n.RegisteredAt.Local().Format(time.RFC3339))
+		t.row(n.ID, n.Address, n.Status, itoa(counts[n.ID]), n.RegisteredAt.Local().Format(time.RFC3339))
+		statuses = append(statuses, n.Status)
 	}
-	tw.Flush()
+	t.flush()
+	fmt.Println()
+	fmt.Println(summaryLine(len(list.Nodes), "node", statuses, api.NodeStatuses))
 	return exitOK
 }
 

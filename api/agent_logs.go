@@ -1,0 +1,34 @@
+package api
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+)
+
+// StreamLogs opens GET /workloads/{id}/logs?tail=TAIL on the agent at addr
+// and returns the body as it comes: the last TAIL lines ("all" for the whole
+// log) and, with follow, the output as it is written until the instance ends.
+// It uses c's transport without the client's overall timeout; ctx ends it.
+func (c *AgentClient) StreamLogs(ctx context.Context, addr, id, tail string, follow bool) (io.ReadCloser, error) {
+	q := url.Values{"tail": {tail}}
+	if follow {
+		q.Set("follow", "true")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/workloads/"+url.PathEscape(id)+"/logs?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	stream := &http.Client{Transport: c.HTTP.Transport} // no Timeout: a follow lasts as long as the instance
+	resp, err := stream.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, agentError(resp.StatusCode, b)
+	}
+	return resp.Body, nil
+}
