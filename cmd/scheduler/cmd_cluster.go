@@ -53,8 +53,12 @@ func runCluster(args []string) int {
 func runBackup(args []string) int {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	cf := addClientFlags(fs)
-	if code, ok := parse(fs, args, "backup FILE", 1); !ok {
+	force := fs.Bool("force", false, "overwrite FILE if it exists")
+	if code, ok := parse(fs, args, "backup [--force] FILE", 1); !ok {
 		return code
+	}
+	if err := refuseOverwrite(fs.Arg(0), *force); err != nil {
+		return fail("backup", err)
 	}
 	var b []byte
 	if err := cf.client().do("GET", "/state", nil, &b); err != nil {
