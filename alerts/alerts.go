@@ -61,6 +61,8 @@ type Inputs struct {
 	PermanentlyFailed []WorkloadInput
 	QueueLength       int
 	EvictionsPaused   bool
+	// Replicas are the voters of the raft configuration, the leader included.
+	Replicas []ReplicaInput
 }
 
 // Desired returns the alerts that the inputs call for, with their Since set
@@ -106,6 +108,7 @@ func Desired(in Inputs, th Thresholds, now time.Time) []api.Alert {
 			Since:   now,
 		})
 	}
+	out = append(out, replicaDown(in.Replicas, now)...)
 	return out
 }
 

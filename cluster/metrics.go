@@ -12,6 +12,7 @@ import (
 
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
+	"github.com/micro-orchestrator/mo/internal/version"
 )
 
 // Label values are bounded: no metric carries a node or workload id, so the
@@ -79,6 +80,7 @@ func newReplicaMetrics(r *Replica) *replicaMetrics {
 		m.checkDuration, m.detection, m.recoveryDuration, m.recoveries, m.permanent,
 		m.httpRequests, m.httpDuration,
 		newStateCollector(r),
+		version.NewBuildInfo(),
 	)
 	return m
 }
@@ -118,7 +120,7 @@ var (
 	nodeStatuses   = []string{api.NodeOnline, api.NodeDegraded, api.NodeOffline}
 	workloadStates = []string{api.StatePending, api.StateRunning, api.StateFailed, api.StatePermanentlyFailed, api.StateStopped}
 	raftStates     = []string{"leader", "follower", "candidate", "shutdown"}
-	alertNames     = []string{api.AlertNodeOffline, api.AlertRecoveryFailed, api.AlertHighResponseTime, api.AlertRecoveryQueueHigh, api.AlertEvictionsPaused}
+	alertNames     = []string{api.AlertNodeOffline, api.AlertRecoveryFailed, api.AlertHighResponseTime, api.AlertRecoveryQueueHigh, api.AlertEvictionsPaused, api.AlertReplicaDown}
 )
 
 // stateCollector reads the replica's state at scrape time: the replicated
@@ -130,7 +132,7 @@ type stateCollector struct {
 	nodes, workloads, desired, failed, queue                     *prometheus.Desc
 	raftState, raftTerm, raftCommit, raftApplied, raftContact    *prometheus.Desc
 	leader, slowest, successRatio, evictionsPaused, alertsActive *prometheus.Desc
-	alertsFired, alertsResolved, events                          *prometheus.Desc
+	alertsFired, alertsResolved, events, replicaUp               *prometheus.Desc
 	hookSent, hookRetries, hookFailed, hookDropped, hookQueue    *prometheus.Desc
 }
 
@@ -158,6 +160,7 @@ func newStateCollector(r *Replica) *stateCollector {
 		alertsFired:     d("mo_alerts_fired_total", "Alerts fired by this replica while it led, by name.", "name"),
 		alertsResolved:  d("mo_alerts_resolved_total", "Alerts resolved by this replica while it led, by name.", "name"),
 		events:          d("mo_events_total", "Events recorded by this replica while it led, by kind.", "kind"),
+		replicaUp:       d("mo_replica_up", "Leader only: 1 for each voter in contact with the leader (itself included), 0 for one out of contact for over the election timeout.", "replica"),
 		hookSent:        d("mo_alert_webhook_sent_total", "Alert notifications delivered to --alert-webhook."),
 		hookRetries:     d("mo_alert_webhook_retries_total", "Failed webhook deliveries that were retried."),
 		hookFailed:      d("mo_alert_webhook_failed_total", "Alert notifications given up after the last retry."),
@@ -172,7 +175,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.nodes, c.workloads, c.desired, c.failed, c.queue,
 		c.raftState, c.raftTerm, c.raftCommit, c.raftApplied, c.raftContact,
 		c.leader, c.slowest, c.successRatio, c.evictionsPaused, c.alertsActive,
-		c.alertsFired, c.alertsResolved, c.events,
+		c.alertsFired, c.alertsResolved, c.events, c.replicaUp,
 		c.hookSent, c.hookRetries, c.hookFailed, c.hookDropped, c.hookQueue,
 	} {
 		ch <- d
@@ -261,6 +264,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		active := r.alerts.ActiveByName()
 		for _, name := range alertNames {
 			gauge(c.alertsActive, float64(active[name]), name)
+		}
+		for _, rep := range r.replicaInputs(time.Now()) {
+			up := 1.0
+			if rep.Down {
+				up = 0
+			}
+			gauge(c.replicaUp, up, rep.ID)
 		}
 	} else {
 		gauge(c.leader, 0)

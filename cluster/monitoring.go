@@ -38,6 +38,7 @@ func (r *Replica) initMonitoring() error {
 		mc.Notifier = hook
 	}
 	r.alerts = alerts.NewManager(mc)
+	r.peerContact = newReplicaContact()
 	r.metrics = newReplicaMetrics(r)
 	r.metricsHandler = newMetricsHandler(r.metrics.reg)
 	return nil
@@ -109,6 +110,7 @@ func (r *Replica) alertInputs(ls *leaderState) alerts.Inputs {
 		}
 	}
 	in.EvictionsPaused = ls.recovery.Stats().EvictionsPaused
+	in.Replicas = r.replicaInputs(time.Now())
 	return in
 }
 

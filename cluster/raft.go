@@ -45,7 +45,7 @@ func (r *Replica) openRaft() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("--advertise-raft %s: %w", c.AdvertiseRaft, err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.RaftAddr, advertise, 5, 5*time.Second, r.log.Named("transport"))
+	trans, err := raft.NewTCPTransportWithLogger(c.RaftAddr, advertise, 5, 5*time.Second, newRepeatLogger(r.log.Named("transport"), repeatWindow))
 	if err != nil {
 		return false, fmt.Errorf("listen for raft on %s: %w", c.RaftAddr, err)
 	}
@@ -63,13 +63,15 @@ func (r *Replica) openRaft() (bool, error) {
 	rc.CommitTimeout = 20 * time.Millisecond
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
-	rc.Logger = r.log.Named("raft")
+	// A dead peer makes raft log the same failure several times a second.
+	rc.Logger = newRepeatLogger(r.log.Named("raft"), repeatWindow)
 	rc.NotifyCh = r.leaderCh
 	ra, err := raft.NewRaft(rc, r.fsm, store, store, snaps, trans)
 	if err != nil {
 		return false, fmt.Errorf("start raft: %w", err)
 	}
 	r.raft = ra
+	ra.RegisterObserver(r.peerContact.observer())
 	return existing, nil
 }
 

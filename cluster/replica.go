@@ -51,6 +51,7 @@ type Replica struct {
 	events         *alerts.Log
 	alerts         *alerts.Manager
 	webhook        *alerts.Webhook // nil without --alert-webhook
+	peerContact    *replicaContact // the leader's contact with each follower
 	// closing is cancelled when shutdown starts: long polls of GET /events
 	// end then instead of holding the HTTP server's drain.
 	closing  context.Context
