@@ -14,16 +14,16 @@ type instance struct {
 	gen       uint64
 	startedAt time.Time
 	dir       string
-	exclusive bool // runs only under the node's lease
+	exclusive bool          // runs only under the node's lease
 	out       *cappedFile   // nil if it could not be created
 	done      chan struct{} // closed once the instance has ended and its group is gone
 
 	// guarded by supervisor.mu
-	pid      int
-	state    string
-	exitCode *int
-	exitedAt time.Time
-	errMsg   string
+	pid       int
+	state     string
+	exitCode  *int
+	exitedAt  time.Time
+	errMsg    string
 	stopping  bool
 	leaseStop bool // a stop for the end of the lease was started
 

@@ -26,7 +26,7 @@ type loop struct {
 	overlaps map[string]bool      // overlapping checks running, by node id
 
 	tick, confirm, watch Timer
-	nextTick      time.Time
+	nextTick             time.Time
 }
 
 // job is one node's queued or running check, and the batches waiting for it.

@@ -46,7 +46,7 @@ type Monitor struct {
 	writeFailing bool   // the last SetNodeStatus call failed
 
 	roundHook func(time.Duration) // tests: called with each round's duration
-	tracking  atomic.Bool          // a heartbeat has been noted: watch for silences
+	tracking  atomic.Bool         // a heartbeat has been noted: watch for silences
 }
 
 // nodeState is one node's entry, guarded by Monitor.mu. h.Status is the
