@@ -178,6 +178,7 @@ func parse(fs *flag.FlagSet, args []string, usageLine string, nargs int) (int, b
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: scheduler %s\n\nFlags:\n", usageLine)
 		fs.PrintDefaults()
+		printExample(fs.Output(), fs.Name())
 	}
 	if err := fs.Parse(flagsFirst(fs, args)); err != nil {
 		if err == flag.ErrHelp {

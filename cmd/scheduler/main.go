@@ -26,27 +26,24 @@ func commands() []command {
 		{"dev", "run a local cluster: 3 replicas and 3 agents", runDev},
 		{"cluster", "show the replicas, their raft state and the leader", runCluster},
 		{"submit", "submit a workload: submit --name NAME [--count N] -- COMMAND [ARGS...]", runSubmit},
-		{"workloads", "list workloads", runWorkloads},
+		{"workloads", "list workloads: workloads [--state S] [--node N] [--name NAME]", runWorkloads},
 		{"workload", "show one workload: workload ID", runWorkload},
-		{"stop", "stop a workload wherever it runs: stop ID", runStop},
-		{"logs", "show a workload's output: logs ID [--tail N]", runLogs},
+		{"stop", "stop workloads wherever they run: stop ID... or stop --name NAME", runStop},
+		{"logs", "show a workload's output: logs ID [-f] [--tail N|all]", runLogs},
 		{"nodes", "list the nodes", runNodes},
 		{"health", "health summary and node table", runHealth},
 		{"check", "force a health check of every node", runCheck},
 		{"recovery", "recovery metrics", runRecovery},
 		{"alerts", "active alerts", runAlerts},
 		{"events", "recent events; events -f follows them live", runEvents},
-		{"backup", "save the state-file JSON: backup FILE", runBackup},
+		{"backup", "save the state-file JSON: backup [--force] FILE", runBackup},
+		{"help", "show a command's usage, flags and examples: help COMMAND", runHelp},
+		{"completion", "print a shell completion script: completion bash|zsh", runCompletion},
+		{"__complete", "", runComplete}, // hidden: what the completion scripts call
 	}
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "Usage: scheduler COMMAND [flags]\n\nCommands:\n")
-	for _, c := range commands() {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintf(os.Stderr, "\nEvery client command takes --addr (comma-separated replica addresses; default $SCHEDULER_ADDR or 127.0.0.1:7001),\n--token (default $SCHEDULER_TOKEN) and --json. Run 'scheduler COMMAND -h' for its flags.\n")
-}
+func usage() { usageTo(os.Stderr) }
 
 func main() {
 	if len(os.Args) < 2 {
@@ -54,7 +51,7 @@ func main() {
 		os.Exit(exitUsage)
 	}
 	name := os.Args[1]
-	if name == "-h" || name == "--help" || name == "help" {
+	if name == "-h" || name == "--help" {
 		usage()
 		os.Exit(exitOK)
 	}
@@ -63,7 +60,7 @@ func main() {
 			os.Exit(c.run(os.Args[2:]))
 		}
 	}
-	fmt.Fprintf(os.Stderr, "scheduler: unknown command %q\n\n", name)
+	fmt.Fprintf(os.Stderr, "scheduler: unknown command %q\n\n", escapeText(name))
 	usage()
 	os.Exit(exitUsage)
 }

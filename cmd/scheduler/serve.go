@@ -49,6 +49,7 @@ func runServe(args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: scheduler serve --id ID --data DIR (--bootstrap | --join ADDRS) [flags]\n\nRuns one scheduler replica.\n\nFlags:\n")
 		fs.PrintDefaults()
+		printExample(fs.Output(), "serve")
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

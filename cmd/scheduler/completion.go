@@ -1,0 +1,178 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// Completion scripts: they ask the binary itself (the hidden __complete
+// command) for commands, a command's flags, enumerated values and workload
+// IDs, so they never fall out of date.
+const bashCompletion = `# bash completion for scheduler: source <(scheduler completion bash)
+_scheduler() {
+    local cur prev bin cmd
+    cur="${COMP_WORDS[COMP_CWORD]}"
+    prev="${COMP_WORDS[COMP_CWORD-1]}"
+    bin="${COMP_WORDS[0]}"
+    if [[ $COMP_CWORD -eq 1 ]]; then
+        COMPREPLY=($(compgen -W "$("$bin" __complete commands 2>/dev/null)" -- "$cur"))
+        return
+    fi
+    cmd="${COMP_WORDS[1]}"
+    case "$prev" in
+        --state|-state) COMPREPLY=($(compgen -W "$("$bin" __complete states 2>/dev/null)" -- "$cur")); return ;;
+        --node|-node) COMPREPLY=($(compgen -W "$("$bin" __complete nodes 2>/dev/null)" -- "$cur")); return ;;
+        --tail|-tail) COMPREPLY=($(compgen -W "all 10 100 1000" -- "$cur")); return ;;
+    esac
+    if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "$("$bin" __complete flags "$cmd" 2>/dev/null)" -- "$cur"))
+        return
+    fi
+    case "$cmd" in
+        workload|stop|logs) COMPREPLY=($(compgen -W "$("$bin" __complete ids 2>/dev/null)" -- "$cur")) ;;
+        help) COMPREPLY=($(compgen -W "$("$bin" __complete commands 2>/dev/null)" -- "$cur")) ;;
+        completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
+        backup) COMPREPLY=($(compgen -f -- "$cur")) ;;
+    esac
+}
+complete -F _scheduler scheduler
+`
+
+const zshCompletion = `#compdef scheduler
+# zsh completion for scheduler: scheduler completion zsh > "${fpath[1]}/_scheduler"
+_scheduler() {
+    local bin=${words[1]} cmd=${words[2]}
+    if (( CURRENT == 2 )); then
+        compadd -- ${(f)"$($bin __complete commands 2>/dev/null)"}
+        return
+    fi
+    case ${words[CURRENT-1]} in
+        --state|-state) compadd -- ${(f)"$($bin __complete states 2>/dev/null)"}; return ;;
+        --node|-node) compadd -- ${(f)"$($bin __complete nodes 2>/dev/null)"}; return ;;
+        --tail|-tail) compadd -- all 10 100 1000; return ;;
+    esac
+    if [[ ${words[CURRENT]} == -* ]]; then
+        compadd -- ${(f)"$($bin __complete flags $cmd 2>/dev/null)"}
+        return
+    fi
+    case $cmd in
+        workload|stop|logs) compadd -- ${(f)"$($bin __complete ids 2>/dev/null)"} ;;
+        help) compadd -- ${(f)"$($bin __complete commands 2>/dev/null)"} ;;
+        completion) compadd -- bash zsh ;;
+        backup) _files ;;
+    esac
+}
+compdef _scheduler scheduler
+`
+
+func runCompletion(args []string) int {
+	fs := flag.NewFlagSet("completion", flag.ContinueOnError)
+	if code, ok := parse(fs, args, "completion bash|zsh", 1); !ok {
+		return code
+	}
+	switch fs.Arg(0) {
+	case "bash":
+		fmt.Print(bashCompletion)
+	case "zsh":
+		fmt.Print(zshCompletion)
+	default:
+		fmt.Fprintf(os.Stderr, "scheduler completion: want bash or zsh, not %q\n", escapeText(fs.Arg(0)))
+		return exitUsage
+	}
+	return exitOK
+}
+
+// runComplete answers the completion scripts, one word a line:
+// __complete commands | flags COMMAND | states | nodes | ids.
+func runComplete(args []string) int {
+	if len(args) == 0 {
+		return exitUsage
+	}
+	switch args[0] {
+	case "commands":
+		for _, c := range commands() {
+			if !strings.HasPrefix(c.name, "_") {
+				fmt.Println(c.name)
+			}
+		}
+	case "flags":
+		if len(args) < 2 {
+			return exitUsage
+		}
+		for _, f := range commandFlags(args[1]) {
+			if len(f) == 1 {
+				fmt.Println("-" + f)
+			} else {
+				fmt.Println("--" + f)
+			}
+		}
+	case "states":
+		fmt.Println(strings.Join(api.WorkloadStates, "\n"))
+	case "nodes", "ids":
+		// A quick stale read of whichever replica answers first; nothing on error.
+		fs := flag.NewFlagSet("__complete", flag.ContinueOnError)
+		cf := addClientFlags(fs)
+		_ = fs.Parse([]string{"--timeout", "2s"})
+		c := cf.client()
+		if args[0] == "nodes" {
+			var l api.NodeList
+			if c.do("GET", "/nodes?stale=true", nil, &l) == nil {
+				for _, n := range l.Nodes {
+					fmt.Println(escapeText(n.ID))
+				}
+			}
+			return exitOK
+		}
+		var l api.WorkloadList
+		if c.do("GET", "/workloads?stale=true", nil, &l) == nil {
+			for _, w := range l.Workloads {
+				fmt.Println(escapeText(w.ID))
+			}
+		}
+	default:
+		return exitUsage
+	}
+	return exitOK
+}
+
+// flagLine matches a flag in the output of flag.PrintDefaults.
+var flagLine = regexp.MustCompile(`(?m)^  -([A-Za-z0-9][-A-Za-z0-9_]*)`)
+
+// commandFlags returns the flag names of a command, read from its own -h so
+// that they cannot drift from what it parses.
+func commandFlags(name string) []string {
+	for _, c := range commands() {
+		if c.name != name || strings.HasPrefix(name, "_") || name == "help" {
+			continue
+		}
+		out := captureStderr(func() { c.run([]string{"-h"}) })
+		var names []string
+		for _, m := range flagLine.FindAllStringSubmatch(out, -1) {
+			names = append(names, m[1])
+		}
+		return names
+	}
+	return nil
+}
+
+// captureStderr runs f with os.Stderr sent to a temporary file and returns
+// what it printed there.
+func captureStderr(f func()) string {
+	tmp, err := os.CreateTemp("", "scheduler-complete-")
+	if err != nil {
+		return ""
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	old := os.Stderr
+	os.Stderr = tmp
+	f()
+	os.Stderr = old
+	b, _ := os.ReadFile(tmp.Name())
+	return string(b)
+}

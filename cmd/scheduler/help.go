@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// examples are shown under each command's flags by -h and help COMMAND.
+var examples = map[string][]string{
+	"serve": {
+		"scheduler serve --id s1 --http 127.0.0.1:7001 --raft 127.0.0.1:7101 --data /var/lib/mo/s1 --bootstrap",
+		"scheduler serve --id s2 --http 127.0.0.1:7002 --raft 127.0.0.1:7102 --data /var/lib/mo/s2 --join 127.0.0.1:7001",
+	},
+	"dev":       {"scheduler dev"},
+	"cluster":   {"scheduler cluster --addr 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"},
+	"submit":    {"scheduler submit --name web --count 3 --env MODE=demo -- sleep 600", "scheduler submit --name greeter -- sh -c 'while true; do date; sleep 1; done'"},
+	"workloads": {"scheduler workloads --state running --node n1", "scheduler workloads --name web --json"},
+	"workload":  {"scheduler workload workload_1795739665_1"},
+	"stop":      {"scheduler stop workload_1795739665_1 workload_1795739665_2", "scheduler stop --name web"},
+	"logs":      {"scheduler logs workload_1795739665_1 --tail 20", "scheduler logs -f --tail all workload_1795739665_1"},
+	"nodes":     {"scheduler nodes"},
+	"health":    {"scheduler health", "scheduler health --json"},
+	"check":     {"scheduler check"},
+	"recovery":  {"scheduler recovery"},
+	"alerts":    {"scheduler alerts"},
+	"events":    {"scheduler events --limit 20", "scheduler events -f"},
+	"backup":    {"scheduler backup state-backup.json", "scheduler backup --force state-backup.json"},
+	"help":      {"scheduler help logs"},
+	"completion": {
+		"source <(scheduler completion bash)     # in ~/.bashrc",
+		"scheduler completion zsh > \"${fpath[1]}/_scheduler\"",
+	},
+}
+
+// printExample prints what the command does and its examples, for the end
+// of its -h.
+func printExample(w io.Writer, name string) {
+	ex := examples[name]
+	if len(ex) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nExample")
+	if len(ex) > 1 {
+		fmt.Fprint(w, "s")
+	}
+	fmt.Fprintln(w, ":")
+	for _, e := range ex {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+}
+
+// runHelp shows the usage of one command: help COMMAND is COMMAND -h.
+func runHelp(args []string) int {
+	if len(args) == 0 {
+		usageTo(os.Stdout)
+		return exitOK
+	}
+	if len(args) > 1 {
+		fmt.Fprintln(os.Stderr, "Usage: scheduler help [COMMAND]")
+		return exitUsage
+	}
+	for _, c := range commands() {
+		if c.name == args[0] && c.name != "help" {
+			// -h prints on stderr; asked for, help goes to stdout (help logs | less).
+			old := os.Stderr
+			os.Stderr = os.Stdout
+			defer func() { os.Stderr = old }()
+			return c.run([]string{"-h"})
+		}
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(os.Stderr, "Usage: scheduler help [COMMAND]\n\nShows a command's usage line, its flags and examples.")
+		printExample(os.Stderr, "help")
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "scheduler help: unknown command %q\n\n", escapeText(args[0]))
+	usageTo(os.Stderr)
+	return exitUsage
+}
+
+// usageTo prints the list of commands.
+func usageTo(w io.Writer) {
+	fmt.Fprintf(w, "Usage: scheduler COMMAND [flags]\n\nCommands:\n")
+	width := 0
+	for _, c := range commands() {
+		if !strings.HasPrefix(c.name, "_") {
+			width = max(width, len(c.name))
+		}
+	}
+	for _, c := range commands() {
+		if !strings.HasPrefix(c.name, "_") {
+			fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
+		}
+	}
+	fmt.Fprintf(w, "\nEvery client command takes --addr (comma-separated replica addresses; default $SCHEDULER_ADDR or 127.0.0.1:7001),\n--token (default $SCHEDULER_TOKEN), --json and --timeout. Run 'scheduler help COMMAND' or 'scheduler COMMAND -h' for its flags.\n")
+}
