@@ -17,5 +17,7 @@
 // The scenarios that test features still being built (exclusive workloads
 // with agent leases, heartbeats relayed to the leader, flapping links) run
 // only with MO_LAB_ALL=1; the silent-failure benchmark only with MO_BENCH=1.
-// make partition-drill runs everything but the benchmark, verbosely.
+// make partition-drill runs everything but the benchmark, verbosely. The
+// package builds bin/scheduler and bin/agent itself; MO_LAB_BIN=DIR runs the
+// ones already in DIR instead.
 package partition

@@ -327,10 +327,13 @@ func (l *lab) getJSON(address, path string, out any) error {
 		return err
 	}
 	if code != http.StatusOK {
-		return fmt.Errorf("GET %s%s: %d %s", address, path, code, bytes.TrimSpace(b))
+		return fmt.Errorf("GET %s%s: %d %s", address, path, code, compact(b))
 	}
 	return json.Unmarshal(b, out)
 }
+
+// compact puts an answer's body on one line.
+func compact(b []byte) string { return strings.Join(strings.Fields(string(b)), " ") }
 
 // selfState is a replica's own view (GET /cluster/self, never forwarded).
 type selfState struct {
@@ -467,7 +470,7 @@ func (l *lab) submitOnce(address string, b submitBody, timeout time.Duration) ([
 		return nil, 0, err
 	}
 	if code != http.StatusCreated {
-		return nil, code, fmt.Errorf("POST %s/workloads: %d %s", address, code, bytes.TrimSpace(body))
+		return nil, code, fmt.Errorf("POST %s/workloads: %d %s", address, code, compact(body))
 	}
 	var resp api.SubmitResponse
 	err = json.Unmarshal(body, &resp)

@@ -51,6 +51,13 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}()
 
+	if d := os.Getenv("MO_LAB_BIN"); d != "" {
+		// Binaries built beforehand (for example by make build).
+		binDir = d
+		code := m.Run()
+		reg.teardownAll()
+		os.Exit(code)
+	}
 	dir, err := os.MkdirTemp("", runPrefix+"_bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
