@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/internal/version"
 )
 
 // instanceStates are the instance states exported, as zero when absent.
@@ -24,6 +25,7 @@ func newMetricsHandle(status *statusCache) httprouter.Handle {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&statusCollector{status: status},
+		version.NewBuildInfo(),
 	)
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { h.ServeHTTP(w, r) }

@@ -95,6 +95,8 @@ type ReplicaInfo struct {
 	Raft  string `json:"raft"`
 	State string `json:"state,omitempty"`
 	Voter bool   `json:"voter"`
+	// Version is the replica's build, as it reports it (GET /cluster/status).
+	Version string `json:"version,omitempty"`
 }
 
 // ClusterStatus is the answer to GET /cluster/status.
@@ -103,6 +105,8 @@ type ClusterStatus struct {
 	Replicas    []ReplicaInfo `json:"replicas"`
 	Term        uint64        `json:"term"`
 	CommitIndex uint64        `json:"commit_index"`
+	// Version is the build of the replica that answered.
+	Version string `json:"version,omitempty"`
 }
 
 // JoinRequest is the body of POST /cluster/join.

@@ -75,18 +75,18 @@ func (r *Replica) handleClusterSelf(w http.ResponseWriter, _ *http.Request, _ ht
 func (r *Replica) handleClusterStatus(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 	addrs := r.replicaHTTPByID()
 	servers := r.servers()
-	out := api.ClusterStatus{Term: r.raft.CurrentTerm(), CommitIndex: r.raft.CommitIndex(), Replicas: []api.ReplicaInfo{}}
+	out := api.ClusterStatus{Term: r.raft.CurrentTerm(), CommitIndex: r.raft.CommitIndex(), Replicas: []api.ReplicaInfo{}, Version: version.String()}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		info := api.ReplicaInfo{ID: string(s.ID), HTTP: addrs[string(s.ID)], Raft: string(s.Address), Voter: s.Suffrage == raft.Voter}
 		if string(s.ID) == r.cfg.ID {
-			info.State = stateName(r.raft.State())
+			info.State, info.Version = stateName(r.raft.State()), version.String()
 		} else {
 			wg.Add(1)
 			go func(info api.ReplicaInfo) {
 				defer wg.Done()
-				info.State = r.remoteState(req.Context(), info.HTTP)
+				info.State, info.Version = r.remoteState(req.Context(), info.HTTP)
 				mu.Lock()
 				out.Replicas = append(out.Replicas, info)
 				mu.Unlock()
@@ -101,28 +101,33 @@ func (r *Replica) handleClusterStatus(w http.ResponseWriter, req *http.Request, 
 	sort.Slice(out.Replicas, func(i, j int) bool { return out.Replicas[i].ID < out.Replicas[j].ID })
 	if addr, lid := r.raft.LeaderWithID(); lid != "" {
 		out.Leader = api.ReplicaInfo{ID: string(lid), HTTP: addrs[string(lid)], Raft: string(addr), State: "leader", Voter: true}
+		for _, rep := range out.Replicas {
+			if rep.ID == out.Leader.ID {
+				out.Leader.Version = rep.Version
+			}
+		}
 	}
 	api.WriteJSON(w, http.StatusOK, out)
 }
 
-// remoteState asks another replica for its own raft state.
-func (r *Replica) remoteState(ctx context.Context, addr string) string {
+// remoteState asks another replica for its own raft state and version.
+func (r *Replica) remoteState(ctx context.Context, addr string) (state, version string) {
 	if addr == "" {
-		return "unknown"
+		return "unknown", ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/cluster/self", nil)
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return "unreachable"
+		return "unreachable", ""
 	}
 	defer resp.Body.Close()
 	var s api.ReplicaSelf
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&s) != nil {
-		return "unreachable"
+		return "unreachable", ""
 	}
-	return s.State
+	return s.State, s.Version
 }
 
 // handleJoin adds a replica as a voter (leader only; followers forward).

@@ -42,9 +42,9 @@ func runCluster(args []string) int {
 	}
 	fmt.Printf("Leader: %s (%s)   Term: %d   Commit index: %d\n\n", dash(st.Leader.ID), dash(st.Leader.HTTP), st.Term, st.CommitIndex)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHTTP\tRAFT\tSTATE\tVOTER")
+	fmt.Fprintln(tw, "ID\tHTTP\tRAFT\tSTATE\tVOTER\tVERSION")
 	for _, r := range st.Replicas {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", r.ID, dash(r.HTTP), r.Raft, r.State, r.Voter)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", r.ID, dash(r.HTTP), r.Raft, r.State, r.Voter, dash(r.Version))
 	}
 	tw.Flush()
 	return exitOK
