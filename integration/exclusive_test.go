@@ -193,3 +193,49 @@ func zombie(stat []byte) bool {
 	i := bytes.LastIndexByte(stat, ')')
 	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
+
+// Leader failovers never let a lease lapse: with the leader killed three
+// times in a row, every exclusive instance keeps running with the same pid.
+func TestExclusiveWorkloadsKeepRunningThroughLeaderFailovers(t *testing.T) {
+	tc := startFullCluster(t)
+	var ids []string
+	waitFor(t, 20*time.Second, "a submission", func() bool {
+		var err error
+		ids, err = tc.submit(tc.leader().http, api.SubmitRequest{Name: "solo", Command: "sleep", Args: []string{"600"}, Count: intp(3), Exclusive: true})
+		return err == nil
+	})
+	waitFor(t, 30*time.Second, "every workload running", func() bool { return allRunning(tc.workloads(), ids) })
+	pids := map[string]int{}
+	for _, w := range tc.workloads() {
+		pids[w.ID] = w.PID
+	}
+	s := startInstanceSampler(ids)
+	for round := 0; round < 3; round++ {
+		l := tc.leader()
+		l.proc.kill()
+		killed := time.Now()
+		waitFor(t, 20*time.Second, "a new leader", func() bool { return tc.leader() != l })
+		t.Logf("round %d: new leader %s after %.2fs", round, tc.leader().id, time.Since(killed).Seconds())
+		tc.startReplica(l)
+		// Longer than a lease: a lapse would show now.
+		deadline := time.Now().Add(8 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, id := range ids {
+				if s.current()[id] != 1 {
+					t.Fatalf("round %d: exclusive workload %s has %d instances running", round, id, s.current()[id])
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, w := range tc.workloads() {
+		if pids[w.ID] != w.PID || w.State != api.StateRunning {
+			t.Errorf("%s: %s pid %d, want still running as pid %d", w.ID, w.State, w.PID, pids[w.ID])
+		}
+	}
+	for id, n := range s.finish() {
+		if n != 1 {
+			t.Errorf("exclusive workload %s peaked at %d instances, want 1", id, n)
+		}
+	}
+}
