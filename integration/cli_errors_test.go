@@ -131,6 +131,17 @@ func TestCLIWhenThingsGoWrong(t *testing.T) {
 		}
 	}
 
+	// A workload that ignores SIGTERM: stop says why it waits (the agents
+	// of these tests have a 3 s stop grace).
+	out, _, _ = tc.cli("submit", "--name", "stubborn", "--", "sh", "-c", "trap '' TERM; sleep 600")
+	stubborn := strings.TrimSpace(out)
+	waitFor(t, 20*time.Second, "stubborn running", func() bool { return allRunning(tc.workloads(), []string{stubborn}) })
+	began := time.Now()
+	out, errOut, code = tc.cli("stop", stubborn)
+	if code != 0 || !strings.Contains(out, stubborn+" stopped") || !strings.Contains(errOut, "SIGKILL after its stop grace") || time.Since(began) < 3*time.Second {
+		t.Errorf("stop of a workload that ignores SIGTERM: exit %d after %s\n%s%s", code, time.Since(began), out, errOut)
+	}
+
 	// backup refuses to overwrite unless --force.
 	file := filepath.Join(tc.dir, "backup.json")
 	if _, errOut, code := tc.cli("backup", file); code != 0 {
