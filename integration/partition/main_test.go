@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // nsDir is where ip netns keeps its named network namespaces.
@@ -51,6 +53,17 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}()
 
+	// A test timeout panics without running any cleanup: remove the lab
+	// just before it, so that the run leaves nothing behind even then.
+	flag.Parse()
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > 20*time.Second {
+			time.AfterFunc(d-5*time.Second, func() {
+				fmt.Fprintln(os.Stderr, "partition lab: the test timeout is near: removing the lab's processes, namespaces and temp dirs")
+				reg.teardownAll()
+			})
+		}
+	}
 	if d := os.Getenv("MO_LAB_BIN"); d != "" {
 		// Binaries built beforehand (for example by make build).
 		binDir = d

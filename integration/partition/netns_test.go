@@ -129,7 +129,10 @@ func pair(a, b string) [2]string {
 }
 
 // cut drops all traffic between hosts a and b, both ways: a blackhole route
-// to the other's address inside each namespace.
+// to the other's address inside each namespace. Established connections
+// stall (their packets vanish) while a new connection from either side fails
+// at once (connect: invalid argument), as a blackhole route does for
+// locally sent packets.
 func (n *network) cut(a, b string) error {
 	ha, hb := n.hosts[a], n.hosts[b]
 	if ha == nil || hb == nil {

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"sort"
@@ -432,7 +433,8 @@ func TestFollowerCutOff(t *testing.T) {
 }
 
 // Scenario e: the link between one agent and every replica flaps, down 1 s
-// in every 3 s for 30 s: no node goes offline and nothing moves.
+// in every 3 s for 30 s, starting at a random moment: no node goes offline
+// and nothing moves.
 func TestFlappingAgentLink(t *testing.T) {
 	needLab(t)
 	needAll(t, "failure detection that rides out a 1 s link loss (agent heartbeats to every replica)")
@@ -446,6 +448,9 @@ func TestFlappingAgentLink(t *testing.T) {
 	victim, theirs := l.busiestAgent(ids)
 	before := l.placement()
 	reps := roles(l.replicas, nil)
+	// The health checks keep their own 3 s cycle: a random start puts the
+	// cuts at a random phase of it (a run sees one phase; -count=N sees more).
+	time.Sleep(time.Duration(rand.Int64N(int64(period))))
 	l.s.reset()
 	w := newWatch(time.Now())
 	t.Logf("flapping the link between %s (running %v) and every replica: down %s in every %s, for %s", victim.id, theirs, down, period, span)
@@ -461,6 +466,7 @@ func TestFlappingAgentLink(t *testing.T) {
 			time.Sleep(time.Until(at.Add(down)))
 			err = l.net.rejoin(victim.h.role, reps)
 		}
+		time.Sleep(time.Until(w.from.Add(span)))
 		flapErr <- err
 	}()
 	for done := false; !done; {
