@@ -11,8 +11,31 @@ import (
 // errNoLease refuses to start an exclusive workload without a lease.
 var errNoLease = errors.New("this node holds no lease from the leader (its heartbeats are not acknowledged): an exclusive workload cannot start here")
 
+// leaseLapsedMsg is the error shown on an exclusive instance stopped for its lease.
+const leaseLapsedMsg = "stopped: the node's lease from the leader lapsed"
+
 // leaseCheckEvery is how often the agent looks at its lease.
 const leaseCheckEvery = 100 * time.Millisecond
+
+// leaseAwait is how long a start of an exclusive workload waits for a lease
+// (the leader may place it between recording a heartbeat and its answer
+// reaching the agent).
+const leaseAwait = 2 * time.Second
+
+// awaitLease reports whether the node holds a lease, waiting up to leaseAwait for one.
+func (s *supervisor) awaitLease() bool {
+	if s.cfg.lease == nil {
+		return false
+	}
+	deadline := time.Now().Add(leaseAwait)
+	for !s.cfg.lease.valid(time.Now()) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
 
 // enforceLease stops the exclusive instances once the lease is about to
 // lapse, until ctx is done: SIGTERM leaseKillWindow before it lapses, SIGKILL
@@ -61,9 +84,6 @@ func (s *supervisor) expire(in *instance, exp time.Time) {
 	defer s.release(in.id, sl)
 	s.mu.Lock()
 	current := sl.inst == in
-	if current && in.state == api.InstanceRunning {
-		in.errMsg = "stopped: the node's lease from the leader lapsed"
-	}
 	s.mu.Unlock()
 	if !current {
 		return

@@ -152,3 +152,39 @@ func TestGuardKillsExclusiveGroupsWhenTheLeaseLapses(t *testing.T) {
 		t.Fatalf("a group without exclusive instances was touched: %d members left", n)
 	}
 }
+
+// An exclusive workload starts only under a lease, and is stopped (and not
+// started again) when the lease lapses; other workloads are left alone.
+func TestExclusiveInstancesLiveUnderTheLease(t *testing.T) {
+	ta := newTestAgent(t)
+	excl := sh("solo", "sleep 600", 1, 1)
+	excl.Exclusive = true
+	if code, _ := ta.start(excl); code != http.StatusServiceUnavailable {
+		t.Fatalf("an exclusive start without a lease answered %d, want 503", code)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ta.agent.sup.enforceLease(ctx, ta.agent.lease)
+	ta.agent.lease.renew(time.Now().Add(leaseKillWindow+1500*time.Millisecond), 1)
+	excl.Generation = 2
+	resp := ta.mustStart(excl)
+	plain := ta.mustStart(sh("plain", "sleep 600", 1, 1))
+	if w, _ := ta.instance("solo"); !w.Exclusive {
+		t.Fatal("the instance does not show exclusive")
+	}
+	w := ta.waitState("solo", api.InstanceStopped)
+	if running(resp.PID) {
+		t.Fatalf("the exclusive instance's process %d outlived the lease", resp.PID)
+	}
+	if !strings.Contains(w.Error, "lease") {
+		t.Fatalf("the stopped instance says %q, want the lease named", w.Error)
+	}
+	if !running(plain.PID) {
+		t.Fatal("a workload that is not exclusive was stopped with the lease")
+	}
+	ta.agent.lease.renew(time.Now().Add(time.Minute), 1)
+	time.Sleep(3 * leaseCheckEvery)
+	if w, _ := ta.instance("solo"); w.State != api.InstanceStopped {
+		t.Fatalf("the exclusive instance is %s after the lease came back, want it left stopped", w.State)
+	}
+}

@@ -187,11 +187,17 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 		_ = os.Remove(recordPath(in.dir, in.gen))
 	}
 
+	// An exclusive instance that ends once the lease has lapsed was stopped
+	// for it, by the agent or, while the agent was paused, by the guard.
+	lapsed := in.exclusive && s.cfg.lease != nil && !time.Now().Before(s.cfg.lease.expiry())
 	s.mu.Lock()
+	if errMsg == "" && (in.leaseStop || lapsed) {
+		errMsg = leaseLapsedMsg
+	}
 	in.exitCode = code
 	in.errMsg = errMsg
 	in.exitedAt = time.Now().UTC()
-	if in.stopping {
+	if in.stopping || lapsed {
 		in.state = api.InstanceStopped
 	} else {
 		in.state = api.InstanceExited

@@ -223,7 +223,7 @@ func (s *supervisor) Start(req api.StartRequest) (w api.AgentWorkload, started b
 	if err := s.cfg.fence.check(req.Term); err != nil {
 		return w, false, err
 	}
-	if req.Exclusive && (s.cfg.lease == nil || !s.cfg.lease.valid(time.Now())) {
+	if req.Exclusive && !s.awaitLease() {
 		return w, false, errNoLease
 	}
 	sl, err := s.acquire(req.ID, true)

@@ -60,7 +60,10 @@ func (r *Replica) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps h
 		return
 	}
 	ack := api.HeartbeatAck{Replicas: r.replicaAddrs()}
-	if ls := r.currentLeader(); ls != nil {
+	// Acknowledge only while raft still says this replica leads: a leader
+	// cut off from its quorum steps down within the raft lease timeout, well
+	// before a new leader (which counts leases from its election) is elected.
+	if ls := r.currentLeader(); ls != nil && r.IsLeader() {
 		if !ls.health.NoteHeartbeat(id, time.Now(), "") {
 			api.WriteError(w, http.StatusNotFound, "node "+id+" is not registered (yet) with the leader")
 			return
@@ -89,7 +92,7 @@ func (r *Replica) handleHeartbeatRelay(w http.ResponseWriter, req *http.Request,
 		return
 	}
 	ls := r.currentLeader()
-	if ls == nil {
+	if ls == nil || !r.IsLeader() {
 		noLeader(w, "this replica is not (yet) an established leader")
 		return
 	}
