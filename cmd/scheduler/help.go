@@ -14,7 +14,7 @@ var examples = map[string][]string{
 		"scheduler serve --id s2 --http 127.0.0.1:7002 --raft 127.0.0.1:7102 --data /var/lib/mo/s2 --join 127.0.0.1:7001",
 	},
 	"dev":       {"scheduler dev"},
-	"cluster":   {"scheduler cluster --addr 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"},
+	"cluster":   {"scheduler cluster --addr 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003", "scheduler cluster --stale --addr 127.0.0.1:7002"},
 	"submit":    {"scheduler submit --name web --count 3 --env MODE=demo -- sleep 600", "scheduler submit --name greeter -- sh -c 'while true; do date; sleep 1; done'"},
 	"workloads": {"scheduler workloads --state running --node n1", "scheduler workloads --name web --json"},
 	"workload":  {"scheduler workload workload_1795739665_1"},
@@ -28,6 +28,7 @@ var examples = map[string][]string{
 	"events":    {"scheduler events --limit 20", "scheduler events -f"},
 	"backup":    {"scheduler backup state-backup.json", "scheduler backup --force state-backup.json"},
 	"help":      {"scheduler help logs"},
+	"version":   {"scheduler version", "scheduler version --json"},
 	"completion": {
 		"source <(scheduler completion bash)     # in ~/.bashrc",
 		"scheduler completion zsh > \"${fpath[1]}/_scheduler\"",
