@@ -53,7 +53,7 @@ func parseTail(v string) (string, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 10000 {
-		return "", usageError(fmt.Sprintf("--tail must be all (or 0) or a number from 1 to 10000, got %q", escapeText(v)))
+		return "", usageError(fmt.Sprintf("--tail must be all (or 0) or a number from 1 to 10000, got %q", v))
 	}
 	return v, nil
 }

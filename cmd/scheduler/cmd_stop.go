@@ -54,7 +54,7 @@ func runStop(args []string) int {
 			}
 		}
 		if len(ids) == 0 {
-			fmt.Fprintf(os.Stderr, "scheduler stop: no workload named %q is running\n", escapeText(*name))
+			fmt.Fprintf(os.Stderr, "scheduler stop: no workload named %q is left to stop\n", *name)
 			if c.json {
 				printJSON(stopResult{Workloads: []api.Workload{}})
 			}

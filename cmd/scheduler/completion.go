@@ -81,7 +81,7 @@ func runCompletion(args []string) int {
 	case "zsh":
 		fmt.Print(zshCompletion)
 	default:
-		fmt.Fprintf(os.Stderr, "scheduler completion: want bash or zsh, not %q\n", escapeText(fs.Arg(0)))
+		fmt.Fprintf(os.Stderr, "scheduler completion: want bash or zsh, not %q\n", fs.Arg(0))
 		return exitUsage
 	}
 	return exitOK

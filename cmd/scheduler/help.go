@@ -76,7 +76,7 @@ func runHelp(args []string) int {
 		printExample(os.Stderr, "help")
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "scheduler help: unknown command %q\n\n", escapeText(args[0]))
+	fmt.Fprintf(os.Stderr, "scheduler help: unknown command %q\n\n", args[0])
 	usageTo(os.Stderr)
 	return exitUsage
 }

@@ -61,7 +61,7 @@ func main() {
 			os.Exit(c.run(os.Args[2:]))
 		}
 	}
-	fmt.Fprintf(os.Stderr, "scheduler: unknown command %q\n\n", escapeText(name))
+	fmt.Fprintf(os.Stderr, "scheduler: unknown command %q\n\n", name)
 	usage()
 	os.Exit(exitUsage)
 }

@@ -167,5 +167,5 @@ func checkEnum(flagName, v string, valid []string) error {
 	if v == "" || slices.Contains(valid, v) {
 		return nil
 	}
-	return usageError(fmt.Sprintf("%s %q is not a valid value: want one of %s", flagName, escapeText(v), strings.Join(valid, ", ")))
+	return usageError(fmt.Sprintf("%s %q is not a valid value: want one of %s", flagName, v, strings.Join(valid, ", ")))
 }
