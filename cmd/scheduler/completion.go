@@ -44,7 +44,9 @@ complete -F _scheduler scheduler
 `
 
 const zshCompletion = `#compdef scheduler
-# zsh completion for scheduler: scheduler completion zsh > "${fpath[1]}/_scheduler"
+# zsh completion for scheduler: scheduler completion zsh > "${fpath[1]}/_scheduler",
+# or source <(scheduler completion zsh) after compinit
+compdef _scheduler scheduler
 _scheduler() {
     local bin=${words[1]} cmd=${words[2]}
     if (( CURRENT == 2 )); then
@@ -67,7 +69,10 @@ _scheduler() {
         backup) _files ;;
     esac
 }
-compdef _scheduler scheduler
+# autoloaded from fpath: complete now; sourced: only define it
+if [[ "${funcstack[1]}" == _scheduler ]]; then
+    _scheduler "$@"
+fi
 `
 
 func runCompletion(args []string) int {
