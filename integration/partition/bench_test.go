@@ -13,16 +13,13 @@ import (
 	"github.com/micro-orchestrator/mo/api"
 )
 
-// trial is one silent failure: how long until the leader marked the node
-// offline, and until every workload of the node ran elsewhere (/proc).
+// trial is one silent failure: time to offline and to running elsewhere (/proc).
 type trial struct {
 	offline, elsewhere time.Duration
 	err                string
 }
 
-// Scenario f: silent-failure detection and recovery, a SIGSTOPped agent and
-// an agent cut from every replica, 10 trials each, the failure landing at a
-// random point of the 3 s health-check cycle. Only with MO_BENCH=1.
+// Scenario f (MO_BENCH=1): silent-failure detection and recovery, SIGSTOP and a cut, 10 trials each at random phases.
 func TestSilentFailureBench(t *testing.T) {
 	needLab(t)
 	if os.Getenv("MO_BENCH") != "1" {
@@ -79,9 +76,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return s[k]
 }
 
-// silentTrial waits for a settled lab, then stops the busiest agent (SIGSTOP)
-// or cuts it from every replica at a random point of the health-check cycle,
-// measures, and undoes the failure.
+// silentTrial fails the busiest agent (kind sigstop or cut) at a random phase, measures, and undoes it.
 func (l *lab) silentTrial(kind string, ids []string) trial {
 	l.t.Helper()
 	l.waitFor(60*time.Second, "every node online", func() bool { return l.countNodes(api.NodeOnline) == len(l.agents) })

@@ -34,8 +34,7 @@ func rootNetwork(t *testing.T) string {
 	return string(out)
 }
 
-// threadsOutside lists the test process's threads that are not in its
-// original network namespace.
+// threadsOutside lists the test process's threads outside its own network namespace.
 func threadsOutside(root string) []string {
 	tasks, _ := filepath.Glob("/proc/self/task/*/ns/net")
 	var out []string
@@ -47,9 +46,7 @@ func threadsOutside(root string) []string {
 	return out
 }
 
-// The lab itself: cuts drop traffic both ways between exactly the pair, heal
-// restores it, the root namespace stays as it was, and every thread of the
-// test process is back in its own namespace after dialing through the client.
+// The lab itself: cuts are both ways and only between the pair, heals restore, the root namespace is untouched.
 func TestLabCutsAndHeals(t *testing.T) {
 	needLab(t)
 	rootNS, err := os.Readlink("/proc/self/ns/net")

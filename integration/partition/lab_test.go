@@ -35,8 +35,7 @@ type proc struct {
 	done chan struct{}
 }
 
-// startProc starts bin with args inside namespace ns, in a process group of
-// its own, with its output appended to logPath.
+// startProc starts bin inside namespace ns, in its own process group, logging to logPath.
 func startProc(ns, name, logPath, bin string, args ...string) (*proc, error) {
 	var p *proc
 	err := reg.create(func() error {
@@ -72,15 +71,6 @@ func (p *proc) kill() {
 	<-p.done
 }
 
-func (p *proc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
 // replica is one scheduler replica of a lab.
 type replica struct {
 	id   string // s1..s3
@@ -99,8 +89,7 @@ type agentNode struct {
 	p    *proc
 }
 
-// lab is one partition lab: its network, replicas, agents, sampler, and an
-// HTTP client that dials through the client namespace.
+// lab is one partition lab: network, replicas, agents, sampler, and a client through the client namespace.
 type lab struct {
 	t        *testing.T
 	tag      string // runPrefix_N: namespaces, temp dir and the MO_LAB marker of its workloads
@@ -113,12 +102,12 @@ type lab struct {
 	hc       *http.Client
 	s        *sampler
 	started  time.Time
+	hint     atomic.Pointer[replica] // the last leader seen, asked first
 }
 
 var labSeq atomic.Int32
 
-// newLab builds a lab with 3 replicas and nAgents agents, all running and
-// healthy, and removes all of it when the test ends.
+// newLab builds a running lab of 3 replicas and nAgents agents, removed when the test ends.
 func newLab(t *testing.T, nAgents int) *lab {
 	t.Helper()
 	needLab(t)
@@ -209,8 +198,7 @@ func newLab(t *testing.T, nAgents int) *lab {
 	return l
 }
 
-// close stops everything the lab started and removes its namespaces and
-// files, dumping the process logs first when the test failed.
+// close stops the lab's processes and removes its namespaces and files (logs dumped on failure).
 func (l *lab) close() {
 	if l.s != nil {
 		l.s.stop()
@@ -290,8 +278,7 @@ func poll(d time.Duration, cond func() bool) bool {
 	return true
 }
 
-// call makes one request through the client namespace and returns the
-// status and body.
+// call makes one request through the client namespace and returns the status and body.
 func (l *lab) call(timeout time.Duration, method, address, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
@@ -368,8 +355,7 @@ func (l *lab) voters() int {
 	return 0
 }
 
-// leaderAmong returns the replica among rs that says it leads with the
-// highest term, or nil.
+// leaderAmong returns the replica among rs that leads with the highest term, or nil.
 func (l *lab) leaderAmong(rs []*replica) *replica {
 	var best *replica
 	var term uint64
@@ -378,7 +364,25 @@ func (l *lab) leaderAmong(rs []*replica) *replica {
 			best, term = r, s.Term
 		}
 	}
+	if best != nil {
+		l.hint.Store(best)
+	}
 	return best
+}
+
+// ordered returns the replicas, the last leader seen first.
+func (l *lab) ordered() []*replica {
+	h := l.hint.Load()
+	if h == nil {
+		return l.replicas
+	}
+	out := []*replica{h}
+	for _, r := range l.replicas {
+		if r != h {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // leader waits for a leader and returns it.
@@ -389,7 +393,7 @@ func (l *lab) leader() *replica {
 	return out
 }
 
-// followers returns the replicas other than r.
+// others returns the replicas other than r.
 func (l *lab) others(r *replica) []*replica {
 	var out []*replica
 	for _, x := range l.replicas {
@@ -403,7 +407,7 @@ func (l *lab) others(r *replica) []*replica {
 // nodes returns the leader's nodes through the first replica that answers.
 func (l *lab) nodes() ([]api.Node, error) {
 	var err error
-	for _, r := range l.replicas {
+	for _, r := range l.ordered() {
 		var nl api.NodeList
 		if err = l.getJSON(r.http, "/nodes", &nl); err == nil {
 			return nl.Nodes, nil
@@ -427,8 +431,7 @@ func (l *lab) countNodes(status string) int {
 	return k
 }
 
-// workloadsVia returns the workloads as replica address sees them (path may
-// add ?stale=true).
+// workloadsVia returns the workloads as the replica at address answers them (query may be ?stale=true).
 func (l *lab) workloadsVia(address, query string) ([]api.Workload, error) {
 	var wl api.WorkloadList
 	err := l.getJSON(address, "/workloads"+query, &wl)
@@ -438,7 +441,7 @@ func (l *lab) workloadsVia(address, query string) ([]api.Workload, error) {
 // workloads returns the leader's workloads through the first replica that answers.
 func (l *lab) workloads() ([]api.Workload, error) {
 	var err error
-	for _, r := range l.replicas {
+	for _, r := range l.ordered() {
 		var ws []api.Workload
 		if ws, err = l.workloadsVia(r.http, ""); err == nil {
 			return ws, nil
@@ -477,8 +480,7 @@ func (l *lab) submitOnce(address string, b submitBody, timeout time.Duration) ([
 	return resp.IDs, code, err
 }
 
-// submit posts a submission through address, retrying 503 (no leader yet,
-// nothing applied) and connection errors for up to d.
+// submit posts a submission, retrying 503 and connection errors for up to d.
 func (l *lab) submit(address string, b submitBody, d time.Duration) ([]string, error) {
 	deadline := time.Now().Add(d)
 	for {
@@ -490,11 +492,10 @@ func (l *lab) submit(address string, b submitBody, d time.Duration) ([]string, e
 	}
 }
 
-// mustSubmit submits and waits until every new workload runs exactly once
-// (ground truth from /proc) on the node the leader says.
+// mustSubmit submits and waits until every new workload runs exactly once where it is placed.
 func (l *lab) mustSubmit(b submitBody) []string {
 	l.t.Helper()
-	ids, err := l.submit(l.replicas[0].http, b, 20*time.Second)
+	ids, err := l.submit(l.ordered()[0].http, b, 20*time.Second)
 	if err != nil {
 		hint := ""
 		if b.Exclusive && strings.Contains(err.Error(), "exclusive") {
@@ -506,8 +507,7 @@ func (l *lab) mustSubmit(b submitBody) []string {
 	return ids
 }
 
-// waitRunningOnce waits until each listed workload is running in the
-// leader's view, with exactly one instance, in its node's namespace.
+// waitRunningOnce waits until each workload runs, once (/proc), on the node the leader says.
 func (l *lab) waitRunningOnce(d time.Duration, ids []string) {
 	l.t.Helper()
 	var why string
@@ -516,8 +516,7 @@ func (l *lab) waitRunningOnce(d time.Duration, ids []string) {
 	}
 }
 
-// runningOnce returns "" when every listed workload runs once where the
-// leader placed it, or what is not so.
+// runningOnce returns "" when every workload runs once where the leader placed it, or what is not so.
 func (l *lab) runningOnce(ids []string) string {
 	ws, err := l.workloads()
 	if err != nil {
@@ -559,18 +558,7 @@ func (l *lab) placement() map[string]api.Workload {
 	return out
 }
 
-// agentByNode returns the agent with node id.
-func (l *lab) agentByNode(id string) *agentNode {
-	for _, a := range l.agents {
-		if a.id == id {
-			return a
-		}
-	}
-	return nil
-}
-
-// busiestAgent returns the agent that runs the most of the listed
-// workloads, and those workloads.
+// busiestAgent returns the agent running the most of ids, and those workloads.
 func (l *lab) busiestAgent(ids []string) (*agentNode, []string) {
 	l.t.Helper()
 	pl := l.placement()
@@ -590,9 +578,7 @@ func (l *lab) busiestAgent(ids []string) (*agentNode, []string) {
 	return best, on[best.id]
 }
 
-// settle heals every link, then waits until every workload the leader knows
-// runs exactly once, on the node want says (nothing moved back), and stays
-// so for one health interval.
+// settle heals every link and waits until every workload runs once where want says, and stays so.
 func (l *lab) settle(want map[string]api.Workload) {
 	l.t.Helper()
 	if err := l.net.healAll(); err != nil {
@@ -636,8 +622,7 @@ func (l *lab) settle(want map[string]api.Workload) {
 	l.t.Logf("after the heal: every workload runs once where it ran before the heal (settled in %s)", settled.Round(time.Millisecond))
 }
 
-// stillPlaced returns what differs between want and the leader's workloads
-// now: moved, restarted (new generation) or not running.
+// stillPlaced lists the workloads of want that moved, restarted or stopped running in now.
 func stillPlaced(want, now map[string]api.Workload) []string {
 	var out []string
 	for id, w := range want {

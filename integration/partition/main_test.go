@@ -102,8 +102,7 @@ func needLab(t *testing.T) {
 	}
 }
 
-// labUnavailable says why the lab cannot run here (not root, no ip, no
-// network namespaces), or returns "" when it can.
+// labUnavailable says why the lab cannot run here, or returns "".
 func labUnavailable() string {
 	if os.Geteuid() != 0 {
 		return "needs root (network namespaces, veth pairs and routes)"
@@ -119,12 +118,10 @@ func labUnavailable() string {
 	return ""
 }
 
-// leftoverName matches the namespaces and temp dirs of any lab run, with the
-// owning test process's pid.
+// leftoverName matches any lab run's namespaces and temp dirs, capturing the owner's pid.
 var leftoverName = regexp.MustCompile(`^molab(\d+)_[0-9a-f]+_`)
 
-// ownerGone reports whether the lab run with this pid has ended: no such
-// process, or the pid now belongs to something other than a lab test binary.
+// ownerGone reports whether the lab run of pid has ended (no such process, or not a lab test binary).
 func ownerGone(pid int) bool {
 	if pid == os.Getpid() {
 		return false
@@ -136,9 +133,7 @@ func ownerGone(pid int) bool {
 	return strings.TrimSpace(string(comm)) != "partition.test"
 }
 
-// sweepLeftovers removes the namespaces (with their processes) and temp
-// dirs of earlier lab runs whose test process is gone, such as one killed by
-// a test timeout.
+// sweepLeftovers removes the namespaces, processes and temp dirs of lab runs that have ended.
 func sweepLeftovers() {
 	ents, _ := os.ReadDir(nsDir)
 	for _, e := range ents {
@@ -177,9 +172,7 @@ func killNamespacePids(ns string) {
 // errClosing refuses new lab resources once the run is being torn down.
 var errClosing = errors.New("partition lab: the run is being torn down")
 
-// registry tracks the run's processes, namespaces and temp dirs. Creators
-// hold the read lock from registration until the resource exists, so that
-// teardownAll, which takes the write lock, never misses one half made.
+// registry tracks the run's processes, namespaces and temp dirs; creators hold the read lock.
 type registry struct {
 	mu      sync.RWMutex
 	closing bool
@@ -189,9 +182,10 @@ type registry struct {
 	dirs    map[string]bool
 }
 
-// create runs fn, which makes one resource and registers it, unless the run
-// is being torn down.
+// create runs fn, which makes and registers one resource, unless the run is being torn down.
 func (r *registry) create(fn func() error) error {
+	// Holding the read lock until the resource exists means teardownAll,
+	// which takes the write lock, never misses one half made.
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closing {
@@ -212,9 +206,7 @@ func (r *registry) addDir(d string) { r.small.Lock(); r.dirs[d] = true; r.small.
 
 func (r *registry) delDir(d string) { r.small.Lock(); delete(r.dirs, d); r.small.Unlock() }
 
-// teardownAll kills every process the run started (and whatever else runs
-// in its namespaces), deletes the namespaces and removes the temp dirs. It
-// is safe to call more than once; after it nothing new can be created.
+// teardownAll kills the run's processes, deletes its namespaces and temp dirs, and refuses new ones.
 func (r *registry) teardownAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

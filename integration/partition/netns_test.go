@@ -16,8 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// subnet is the lab's private /24; it exists only inside the lab's own
-// namespaces, so every lab can use the same one.
+// subnet is the lab's private /24, which exists only inside the lab's own namespaces.
 const subnet = "10.213.7."
 
 // host is one network namespace on the lab's bridge.
@@ -82,8 +81,7 @@ func newNetwork(tag, ifTag string) (*network, error) {
 	return n, nil
 }
 
-// addHost creates a namespace for role with address subnet+octet, joined to
-// the bridge by a veth pair.
+// addHost creates a namespace for role at subnet+octet, joined to the bridge by a veth pair.
 func (n *network) addHost(tag, ifTag, role string, octet int) (*host, error) {
 	h := &host{role: role, ns: tag + "_" + role, ip: fmt.Sprintf("%s%d", subnet, octet)}
 	if err := addNetns(h.ns); err != nil {
@@ -113,8 +111,7 @@ func (n *network) addHost(tag, ifTag, role string, octet int) (*host, error) {
 	return h, nil
 }
 
-// destroy deletes every namespace of the network (which takes the veths and
-// routes with them).
+// destroy deletes the network's namespaces, and with them its veths and routes.
 func (n *network) destroy() {
 	for _, h := range n.hosts {
 		delNetns(h.ns)
@@ -128,16 +125,15 @@ func pair(a, b string) [2]string {
 	return p
 }
 
-// cut drops all traffic between hosts a and b, both ways: a blackhole route
-// to the other's address inside each namespace. Established connections
-// stall (their packets vanish) while a new connection from either side fails
-// at once (connect: invalid argument), as a blackhole route does for
-// locally sent packets.
+// cut drops traffic between a and b both ways, with a blackhole route in each namespace.
 func (n *network) cut(a, b string) error {
 	ha, hb := n.hosts[a], n.hosts[b]
 	if ha == nil || hb == nil {
 		return fmt.Errorf("cut %s-%s: unknown host", a, b)
 	}
+	// Established connections stall (their packets vanish); a new connect
+	// from either side fails at once (EINVAL), as a blackhole route does for
+	// locally sent packets.
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := ipCmd("-n", ha.ns, "route", "replace", "blackhole", hb.ip+"/32"); err != nil {
@@ -221,11 +217,7 @@ func (n *network) cutCount() int {
 	return len(n.cuts)
 }
 
-// nsDialer dials from inside a named network namespace, so the test process
-// can stay in the root namespace: the dialing goroutine locks its OS thread,
-// enters the namespace, creates the socket, and returns to the original
-// namespace before connecting (a socket stays in the namespace it was created
-// in).
+// nsDialer creates its sockets inside a named network namespace; the calling thread returns to its own.
 type nsDialer struct {
 	ns      string
 	timeout time.Duration
@@ -233,6 +225,9 @@ type nsDialer struct {
 
 // DialContext is for http.Transport.
 func (d *nsDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	// The test process stays in the root namespace: only this locked thread
+	// visits the client namespace, for as long as it takes to create the
+	// socket, which stays in the namespace it was created in.
 	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {

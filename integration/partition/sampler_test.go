@@ -15,12 +15,10 @@ import (
 	"github.com/micro-orchestrator/mo/api"
 )
 
-// labEnv marks every workload a lab submits with the lab's tag, so that the
-// sampler counts only this lab's processes and cleanup finds them all.
+// labEnv carries the lab's tag in every workload it submits, for the sampler and for cleanup.
 const labEnv = "MO_LAB"
 
-// instanceEnv is the variable the agent puts in every workload process's
-// environment: RUN:WORKLOAD:GENERATION.
+// instanceEnv is the agent's RUN:WORKLOAD:GENERATION tag in every workload process's environment.
 const instanceEnv = "MO_INSTANCE"
 
 // sampleEvery is the sampler's period.
@@ -57,9 +55,7 @@ func envValue(env []byte, name string) string {
 	return ""
 }
 
-// scanProc lists the live processes whose environment carries a MO_LAB value
-// of prefix. /proc of the root namespace's pid namespace sees the processes
-// of every network namespace.
+// scanProc lists the live processes, in any namespace, whose MO_LAB belongs to prefix.
 func scanProc(prefix string) []labProc {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -125,8 +121,7 @@ type window struct {
 	agentFails map[string]int // node → failed GET /status
 }
 
-// sampler counts, every 50 ms, the running instances of every workload of a
-// lab: the ground truth from /proc, and the agents' own GET /status.
+// sampler counts every 50 ms the running instances of each workload, from /proc and from the agents.
 type sampler struct {
 	l    *lab
 	quit chan struct{}
@@ -271,17 +266,6 @@ func (s *sampler) latest() snapshot {
 	return s.last
 }
 
-// fresh waits for a /proc sample taken after now and returns it.
-func (s *sampler) fresh() snapshot {
-	now := time.Now()
-	for {
-		if snap := s.latest(); snap.at.After(now) {
-			return snap
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // reset starts a new window and returns the old one.
 func (s *sampler) reset() window {
 	s.mu.Lock()
@@ -311,8 +295,7 @@ func (w window) report(ids []string) string {
 	return b.String()
 }
 
-// doubles returns the listed workloads that ever had two or more instances
-// in one sample, with when it was first seen, relative to w.start.
+// doubles lists the workloads of ids seen with two or more instances in one sample, and when first.
 func (w window) doubles(ids []string) []string {
 	var out []string
 	for _, id := range ids {

@@ -14,8 +14,7 @@ import (
 	"github.com/micro-orchestrator/mo/api"
 )
 
-// needAll skips a scenario that tests a feature still being built, unless
-// MO_LAB_ALL=1.
+// needAll skips a scenario of a feature still being built unless MO_LAB_ALL=1.
 func needAll(t *testing.T, feature string) {
 	t.Helper()
 	if os.Getenv("MO_LAB_ALL") != "1" {
@@ -26,8 +25,7 @@ func needAll(t *testing.T, feature string) {
 // ms rounds a duration for the log.
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
-// watch records, every 200 ms until the deadline, the first time each
-// workload of want changes in the leader's view and each node goes offline.
+// watch records the first change of each workload and node seen in the leader's view.
 type watch struct {
 	from     time.Time
 	mu       sync.Mutex
@@ -91,8 +89,7 @@ func nodeTimes(m map[string]time.Duration) string {
 	return strings.Join(out, ", ")
 }
 
-// allReplicasHold waits until every replica's own copy (a stale read) holds
-// every listed workload.
+// allReplicasHold waits until every replica's own copy (a stale read) holds every listed workload.
 func (l *lab) allReplicasHold(ids []string, d time.Duration) {
 	l.t.Helper()
 	var why string
@@ -127,9 +124,7 @@ func (l *lab) allReplicasHold(ids []string, d time.Duration) {
 	l.t.Logf("every replica holds all %d acknowledged writes (stale reads)", len(ids))
 }
 
-// Scenario a: an agent cut from all replicas. Its workloads move elsewhere;
-// default ones run twice during the cut, exclusive ones never do and run
-// elsewhere within 10 s. After the heal each runs once and none moves back.
+// Scenario a: an agent cut from all replicas; its work moves, exclusive work never runs twice.
 func TestAgentCutFromReplicas(t *testing.T) {
 	needLab(t)
 	t.Run("default", func(t *testing.T) { agentCutFromReplicas(t, false) })
@@ -232,9 +227,7 @@ func agentCutFromReplicas(t *testing.T, exclusive bool) {
 	}
 }
 
-// Scenario b: the leader cut from its agents only, while the followers still
-// reach them: a live node keeps its work, so nothing moves and nothing runs
-// twice, with 3, 4 and 5 agents.
+// Scenario b: the leader cut from its agents only (followers reach them): nothing moves, nothing runs twice.
 func TestLeaderCutFromAgents(t *testing.T) {
 	needLab(t)
 	for _, n := range []int{3, 4, 5} {
@@ -283,9 +276,7 @@ type minorityWrite struct {
 	err  error
 }
 
-// Scenario c: the leader cut from both followers. The minority leader
-// acknowledges nothing, the majority elects a new leader and takes writes,
-// and after the heal every replica holds every acknowledged write.
+// Scenario c: the leader cut from both followers acknowledges nothing; the majority elects and writes; all converge.
 func TestLeaderCutFromFollowers(t *testing.T) {
 	l := newLab(t, 3)
 	acked := l.mustSubmit(l.sleepers("before-cut", 3, false))
@@ -382,8 +373,7 @@ func TestLeaderCutFromFollowers(t *testing.T) {
 	}
 }
 
-// Scenario d: one follower cut off from everything: nothing moves and
-// writes through the leader keep succeeding; after the heal it catches up.
+// Scenario d: one follower cut off: nothing moves, writes keep succeeding, it catches up after the heal.
 func TestFollowerCutOff(t *testing.T) {
 	const hold = 10 * time.Second
 	l := newLab(t, 3)
@@ -432,9 +422,7 @@ func TestFollowerCutOff(t *testing.T) {
 	l.allReplicasHold(acked, 30*time.Second)
 }
 
-// Scenario e: the link between one agent and every replica flaps, down 1 s
-// in every 3 s for 30 s, starting at a random moment: no node goes offline
-// and nothing moves.
+// Scenario e: the link of one agent to every replica down 1 s in every 3 s for 30 s: no node offline, nothing moves.
 func TestFlappingAgentLink(t *testing.T) {
 	needLab(t)
 	needAll(t, "failure detection that rides out a 1 s link loss (agent heartbeats to every replica)")
