@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +65,7 @@ func (c *cappedFile) readSince(f io.ReaderAt, pos int64) (since, error) {
 	defer c.mu.Unlock()
 	var s since
 	start := c.written - (c.size - c.hdr) // position of the file's first byte after the marker
+	pos = min(pos, c.written)             // a position from the future (a bad since=) means now
 	if pos < start {
 		s.lost, pos = start-pos, start
 	}
@@ -92,81 +94,131 @@ func (c *cappedFile) readSince(f io.ReaderAt, pos int64) (since, error) {
 }
 
 // logFile returns the output file of id's latest instance (nil when it
-// could not be created).
-func (s *supervisor) logFile(id string) (*cappedFile, error) {
+// could not be created) and the instance's generation.
+func (s *supervisor) logFile(id string) (*cappedFile, uint64, error) {
 	in, _, ok := s.get(id)
 	if !ok {
-		return nil, fmt.Errorf("%w %q", errUnknownWorkload, id)
+		return nil, 0, fmt.Errorf("%w %q", errUnknownWorkload, id)
 	}
-	return in.out, nil
+	return in.out, in.gen, nil
+}
+
+// streamOpts says what streamLogs sends.
+type streamOpts struct {
+	tail   int     // lines to send first; < 0 for the whole file
+	follow bool    // then the output as it is written, until the instance ends
+	frames bool    // as api.LogFrame JSON lines
+	since  int64   // with frames: resume at this position instead of a tail; < 0 for none
+	gen    *uint64 // with frames: the instance the client follows
 }
 
 // handleLogsRoute answers GET /workloads/{id}/logs: with follow=true or
 // tail=all here, else as before (handleLogs).
 func (s *server) handleLogsRoute(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	q := r.URL.Query()
-	if q.Get("follow") != "true" && q.Get("tail") != "all" {
+	follow := q.Get("follow") == "true"
+	if !follow && q.Get("tail") != "all" {
 		s.handleLogs(w, r, ps)
 		return
 	}
-	n := defaultTailLines
+	o := streamOpts{tail: defaultTailLines, follow: follow, frames: follow && q.Get(api.ParamFrames) == "true", since: -1}
 	switch v := q.Get("tail"); v {
 	case "":
 	case "all":
-		n = -1
+		o.tail = -1
 	default:
 		var err error
-		n, err = strconv.Atoi(v)
-		if err != nil || n < 0 || n > maxTailLines {
+		o.tail, err = strconv.Atoi(v)
+		if err != nil || o.tail < 0 || o.tail > maxTailLines {
 			api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("tail must be all or a whole number from 0 to %d, not %q", maxTailLines, v))
 			return
 		}
 	}
-	s.streamLogs(w, r, ps.ByName("id"), n, q.Get("follow") == "true")
+	if v := q.Get(api.ParamSince); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || !o.frames {
+			api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("since must be a position from a log frame, with follow=true&frames=true, not %q", v))
+			return
+		}
+		o.since = n
+	}
+	if v := q.Get(api.ParamLogGeneration); v != "" {
+		g, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("generation must be an unsigned integer, not %q", v))
+			return
+		}
+		o.gen = &g
+	}
+	s.streamLogs(w, r, ps.ByName("id"), o)
 }
 
-// streamLogs writes the last n lines of id's output (all when n < 0) and,
-// when follow is set, every byte written after them, flushed as it comes,
-// until the instance's output ends or the client goes away.
-func (s *server) streamLogs(w http.ResponseWriter, r *http.Request, id string, n int, follow bool) {
-	out, err := s.sup.logFile(id)
+// streamLogs writes the last lines of id's output (or, with frames, from
+// o.since on) and, with o.follow, every byte written after them, flushed as it
+// comes, until the instance's output ends or the client goes away.
+func (s *server) streamLogs(w http.ResponseWriter, r *http.Request, id string, o streamOpts) {
+	out, gen, err := s.sup.logFile(id)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
 	h := w.Header()
 	h["Content-Type"] = contentTypeText
+	if o.frames {
+		h["Content-Type"] = []string{"application/x-ndjson"}
+	}
 	h["X-Content-Type-Options"] = noSniff
-	if out == nil {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	f, err := os.Open(out.path) // the file is rewritten in place, so this stays valid
-	if errors.Is(err, os.ErrNotExist) {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	defer f.Close()
-	data, pos, err := out.snapshot(f, n)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{}) // an expired read deadline would cancel the request
-	write := func(b []byte) bool {
+	send := func(b []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(followWriteTimeout))
 		if _, err := w.Write(b); err != nil {
 			return false
 		}
 		return rc.Flush() == nil
 	}
+	frame := func(f api.LogFrame) bool {
+		b, _ := json.Marshal(f)
+		return send(append(b, '\n'))
+	}
+
+	var f *os.File
+	if out != nil && (o.gen == nil || *o.gen == gen) {
+		f, err = os.Open(out.path) // the file is rewritten in place, so this stays valid
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.writeError(w, err)
+			return
+		}
+		if f != nil {
+			defer f.Close()
+		}
+	}
+	if f == nil {
+		// No output file, or (frames) another instance runs now: the one
+		// asked for has ended.
+		w.WriteHeader(http.StatusOK)
+		if o.frames {
+			frame(api.LogFrame{Generation: gen, Next: max(o.since, 0), End: true})
+		}
+		return
+	}
+	var data []byte
+	pos := o.since
+	if pos < 0 {
+		if data, pos, err = out.snapshot(f, o.tail); err != nil {
+			s.writeError(w, err)
+			return
+		}
+	}
 	w.WriteHeader(http.StatusOK)
-	if !write(data) || !follow {
+	if o.frames {
+		if !frame(api.LogFrame{Generation: gen, Data: data, Next: pos}) {
+			return
+		}
+	} else if !send(data) {
+		return
+	}
+	if !o.follow {
 		return
 	}
 	for {
@@ -175,10 +227,14 @@ func (s *server) streamLogs(w http.ResponseWriter, r *http.Request, id string, n
 			s.log.Warn("following a workload's output failed", "id", id, "error", err)
 			return
 		}
-		if got.lost > 0 && !write(fmt.Appendf(nil, "[agent: %d bytes of output dropped before they could be sent; output.log is capped at %d bytes]\n", got.lost, out.max)) {
+		switch {
+		case o.frames:
+			if (len(got.data) > 0 || got.lost > 0 || got.ended) && !frame(api.LogFrame{Data: got.data, Lost: got.lost, Next: got.next, End: got.ended}) {
+				return
+			}
+		case got.lost > 0 && !send(fmt.Appendf(nil, "[agent: %d bytes of output dropped before they could be sent; output.log is capped at %d bytes]\n", got.lost, out.max)):
 			return
-		}
-		if len(got.data) > 0 && !write(got.data) {
+		case len(got.data) > 0 && !send(got.data):
 			return
 		}
 		if got.ended {

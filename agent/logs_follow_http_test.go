@@ -2,11 +2,15 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/micro-orchestrator/mo/api"
 )
 
 // GET /workloads/{id}/logs?follow=true streams the output as it is written
@@ -65,5 +69,65 @@ func TestFollowLogsOverHTTP(t *testing.T) {
 	}
 	if code, _, _ := ta.do(http.MethodGet, "/workloads/ticker/logs?follow=true&tail=-1", testToken, nil); code != http.StatusBadRequest {
 		t.Errorf("tail=-1: %d", code)
+	}
+}
+
+// In frames form a follow can be resumed at any frame's position and gets
+// exactly the rest, and one for an instance that no longer runs ends at once.
+func TestFollowLogFramesResume(t *testing.T) {
+	ta := newTestAgent(t)
+	ta.mustStart(sh("counter", "i=0; while [ $i -lt 20 ]; do echo line $i; i=$((i+1)); sleep 0.05; done", 3, 1))
+	frames := func(query string) []api.LogFrame {
+		t.Helper()
+		code, out, _ := ta.do(http.MethodGet, "/workloads/counter/logs?follow=true&frames=true&"+query, testToken, nil)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %s", query, code, out)
+		}
+		var fs []api.LogFrame
+		dec := json.NewDecoder(bytes.NewReader(out))
+		for dec.More() {
+			var f api.LogFrame
+			if err := dec.Decode(&f); err != nil {
+				t.Fatalf("%s: %v in %q", query, err, out)
+			}
+			fs = append(fs, f)
+		}
+		return fs
+	}
+	all := frames("tail=all") // ends with the instance
+	var text []byte
+	for _, f := range all {
+		text = append(text, f.Data...)
+	}
+	want := ""
+	for i := range 20 {
+		want += fmt.Sprintf("line %d\n", i)
+	}
+	if string(text) != want || !all[len(all)-1].End || all[0].Generation != 3 {
+		t.Fatalf("frames %+v: text %q", all, text)
+	}
+	// Resume after the first frame that carried data: the rest, exactly.
+	var cut api.LogFrame
+	var before []byte
+	for _, f := range all {
+		before = append(before, f.Data...)
+		if len(f.Data) > 0 && len(before) < len(want) {
+			cut = f
+			break
+		}
+	}
+	var rest []byte
+	for _, f := range frames(fmt.Sprintf("since=%d&generation=3", cut.Next)) {
+		rest = append(rest, f.Data...)
+	}
+	if string(before)+string(rest) != want {
+		t.Fatalf("resumed at %d: %q + %q", cut.Next, before, rest)
+	}
+	// Another generation: a single end frame.
+	if fs := frames("since=0&generation=2"); len(fs) != 1 || !fs[0].End || len(fs[0].Data) > 0 {
+		t.Fatalf("other generation: %+v", fs)
+	}
+	if code, _, _ := ta.do(http.MethodGet, "/workloads/counter/logs?follow=true&since=5", testToken, nil); code != http.StatusBadRequest {
+		t.Errorf("since without frames: %d", code)
 	}
 }
