@@ -7,15 +7,12 @@ import (
 	"net/url"
 )
 
-// StreamLogs opens GET /workloads/{id}/logs?tail=TAIL on the agent at addr
-// and returns the body as it comes: the last TAIL lines ("all" for the whole
-// log) and, with follow, the output as it is written until the instance ends.
-// It uses c's transport without the client's overall timeout; ctx ends it.
-func (c *AgentClient) StreamLogs(ctx context.Context, addr, id, tail string, follow bool) (io.ReadCloser, error) {
-	q := url.Values{"tail": {tail}}
-	if follow {
-		q.Set("follow", "true")
-	}
+// StreamLogs opens GET /workloads/{id}/logs?QUERY on the agent at addr and
+// returns the body as it comes: with tail (a number, or all) the last lines,
+// and with follow=true the output as it is written until the instance ends
+// (frames, since and generation as in LogFrame). It uses c's transport
+// without the client's overall timeout; ctx ends it.
+func (c *AgentClient) StreamLogs(ctx context.Context, addr, id string, q url.Values) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/workloads/"+url.PathEscape(id)+"/logs?"+q.Encode(), nil)
 	if err != nil {
 		return nil, err

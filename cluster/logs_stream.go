@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -17,9 +18,18 @@ func (r *Replica) streamLogs(w http.ResponseWriter, req *http.Request, wl *api.W
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
 	defer context.AfterFunc(r.closing, cancel)()
-	t := strconv.Itoa(tail)
+	q := url.Values{"tail": {strconv.Itoa(tail)}}
 	if all {
-		t = "all"
+		q.Set("tail", "all")
+	}
+	if follow {
+		q.Set("follow", "true")
+		in := req.URL.Query()
+		for _, p := range []string{api.ParamFrames, api.ParamSince, api.ParamLogGeneration} {
+			if v := in.Get(p); v != "" {
+				q.Set(p, v) // the agent checks them
+			}
+		}
 	}
 	open, openCancel := context.WithTimeout(ctx, 10*time.Second) // only until the answer starts
 	stop := context.AfterFunc(open, func() {
@@ -27,7 +37,7 @@ func (r *Replica) streamLogs(w http.ResponseWriter, req *http.Request, wl *api.W
 			cancel()
 		}
 	})
-	body, err := r.agents.StreamLogs(ctx, addr, wl.ID, t, follow)
+	body, err := r.agents.StreamLogs(ctx, addr, wl.ID, q)
 	stop()
 	openCancel()
 	if err != nil {
@@ -35,11 +45,18 @@ func (r *Replica) streamLogs(w http.ResponseWriter, req *http.Request, wl *api.W
 			api.WriteError(w, http.StatusNotFound, "node "+wl.Node+" has no output for "+wl.ID)
 			return
 		}
+		if ae, ok := err.(*api.AgentError); ok && ae.Status == http.StatusBadRequest {
+			api.WriteError(w, http.StatusBadRequest, ae.Message)
+			return
+		}
 		api.WriteError(w, http.StatusBadGateway, "fetching logs from node "+wl.Node+": "+err.Error())
 		return
 	}
 	defer body.Close()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if q.Get(api.ParamFrames) == "true" {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)

@@ -276,3 +276,40 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.w.Write(b)
 }
+
+// logs -f goes on through another replica when the one it streams through
+// is killed, from where it was: no line is missed or shown twice.
+func TestLogsFollowSurvivesLeaderKill(t *testing.T) {
+	tc := startFullCluster(t)
+	out, errOut, code := tc.cli("submit", "--name", "counter", "--", "sh", "-c", "i=0; while true; do echo n $i; i=$((i+1)); sleep 0.05; done")
+	if code != 0 {
+		t.Fatalf("submit: %s", errOut)
+	}
+	id := strings.TrimSpace(out)
+	waitFor(t, 20*time.Second, "the counter running", func() bool { return allRunning(tc.workloads(), []string{id}) })
+	l := tc.leader()
+	addrs := []string{l.http}
+	for _, r := range tc.followers() {
+		addrs = append(addrs, r.http)
+	}
+	lf := startCLI(t, tc, "logs", "-f", "--tail", "all", "--addr", strings.Join(addrs, ","), id)
+	lf.waitLine(t, 10*time.Second, "n 20")
+	l.proc.kill()
+	lf.waitLine(t, 30*time.Second, "n 200") // about 9 s later, through the new leader
+	if _, errOut, code := tc.cli("stop", id); code != 0 {
+		t.Fatalf("stop: %s", errOut)
+	}
+	if code := lf.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("logs -f exited %d:\n%s", code, lf.stderr())
+	}
+	if !strings.Contains(lf.stderr(), "going on through the next replica") {
+		t.Errorf("no word about the broken stream:\n%s", lf.stderr())
+	}
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	for i, line := range lf.lines {
+		if line != fmt.Sprintf("n %d", i) {
+			t.Fatalf("line %d is %q (a gap or a repeat), around: %q", i, line, lf.lines[max(0, i-3):min(len(lf.lines), i+3)])
+		}
+	}
+}

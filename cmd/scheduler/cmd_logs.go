@@ -59,46 +59,82 @@ func parseTail(v string) (string, error) {
 }
 
 // followLogs prints a workload's output as it is written, through any replica
-// (followers forward to the leader, which relays the agent's stream). When a
-// stream ends while the same instance still runs (the replica went away), it
-// follows again through the next one; it returns once the instance has ended.
+// (followers forward to the leader, which relays the agent's stream), until
+// the instance ends. The stream comes as frames with positions: when it breaks
+// (a replica shut down or died), it goes on through the next replica from the
+// last position shown, so nothing is missed or shown twice.
 func (c *client) followLogs(id, tail string, out io.Writer) error {
 	stream := &http.Client{Transport: c.http.Transport} // no overall timeout
-	var gen uint64
-	for first := true; ; first = false {
-		var w api.Workload
-		if err := c.do("GET", "/workloads/"+url.PathEscape(id), nil, &w); err != nil {
-			return err
-		}
-		if !first && (w.Generation != gen || w.State != api.StateRunning) {
-			return nil // the instance followed has ended
-		}
-		gen = w.Generation
-		if !first {
-			tail = "0" // only what is new; output written in between may be missing
-		}
-		started := time.Now()
-		from, err := c.streamOnce(stream, "/workloads/"+url.PathEscape(id)+"/logs?follow=true&tail="+tail, out)
+	base := "/workloads/" + url.PathEscape(id) + "/logs?follow=true&frames=true&"
+	q := "tail=" + tail
+	for {
+		var ended bool
+		var next int64
+		var gen uint64
+		from, err := c.streamOnce(stream, base+q, func(body io.Reader) error {
+			dec := json.NewDecoder(body)
+			for {
+				var f api.LogFrame
+				if err := dec.Decode(&f); err != nil {
+					if errors.Is(err, io.EOF) {
+						return nil
+					}
+					return err
+				}
+				if f.Generation != 0 {
+					gen = f.Generation
+				}
+				if f.Lost > 0 {
+					fmt.Fprintf(os.Stderr, "scheduler logs: %d bytes of output were dropped by the agent's log cap before they could be shown\n", f.Lost)
+				}
+				if _, err := out.Write(f.Data); err != nil {
+					return err
+				}
+				next, ended = f.Next, f.End
+				if ended {
+					return nil
+				}
+			}
+		})
 		switch {
-		case err == nil: // the instance ended, or the replica shut down
-		case errors.Is(err, errStreamBroke):
-			fmt.Fprintf(os.Stderr, "scheduler logs: the stream from %s broke (%v); following again\n", from, err)
-		default:
+		case ended:
+			return nil
+		case err != nil && !errors.Is(err, errStreamBroke):
 			return err // no replica would stream it
+		case gen == 0:
+			return fmt.Errorf("%s: the log stream ended before it started", from)
 		}
-		if time.Since(started) < time.Second {
-			time.Sleep(time.Second) // the instance may have ended before the leader noticed
+		why := "ended"
+		if err != nil {
+			why = "broke (" + err.Error() + ")"
+		}
+		fmt.Fprintf(os.Stderr, "scheduler logs: the stream from %s %s; going on through the next replica that answers\n", from, why)
+		q = fmt.Sprintf("%s=%d&%s=%d", api.ParamSince, next, api.ParamLogGeneration, gen)
+		c.addrs = lastOf(c.addrs, from) // try the others first
+	}
+}
+
+// lastOf returns addrs with addr moved to the end.
+func lastOf(addrs []string, addr string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if a != addr {
+			out = append(out, a)
 		}
 	}
+	if len(out) < len(addrs) {
+		out = append(out, addr)
+	}
+	return out
 }
 
 // errStreamBroke marks a stream that ended in an error after it started.
 var errStreamBroke = errors.New("stream broke")
 
-// streamOnce opens path on the first replica that answers and copies the
-// body to out as it comes. It returns the replica, and nil for a stream that
-// ended cleanly.
-func (c *client) streamOnce(hc *http.Client, path string, out io.Writer) (string, error) {
+// streamOnce opens path on the first replica that answers (retrying until
+// the client's timeout, like do) and hands the body to consume. It returns
+// the replica, and an error wrapping errStreamBroke when consume failed.
+func (c *client) streamOnce(hc *http.Client, path string, consume func(io.Reader) error) (string, error) {
 	deadline := time.Now().Add(c.timeout)
 	var lastErr error
 	for {
@@ -122,7 +158,7 @@ func (c *client) streamOnce(hc *http.Client, path string, out io.Writer) (string
 				lastErr = herr
 				continue
 			}
-			err = copyFlushing(out, resp.Body)
+			err = consume(resp.Body)
 			resp.Body.Close()
 			if err != nil {
 				return addr, fmt.Errorf("%w: %v", errStreamBroke, err)
@@ -147,24 +183,4 @@ func answerError(addr string, status int, body []byte) error {
 		msg += " (set --token or SCHEDULER_TOKEN)"
 	}
 	return &httpError{status: status, msg: fmt.Sprintf("%s: %s", addr, msg)}
-}
-
-// copyFlushing copies r to w piece by piece as it arrives (no buffering
-// until a block is full).
-func copyFlushing(w io.Writer, r io.Reader) error {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
