@@ -13,7 +13,8 @@ import (
 // MaxNameLen is the longest workload name, in bytes.
 const MaxNameLen = 253
 
-// WorkloadStates lists every workload state, in lifecycle order.
+// WorkloadStates lists every workload state, in lifecycle order. GET
+// /workloads?state= and the CLI refuse any other, so a new state goes here too.
 var WorkloadStates = []string{StatePending, StateRunning, StateFailed, StatePermanentlyFailed, StateStopped}
 
 // ValidState reports whether s is one of WorkloadStates.
