@@ -67,10 +67,10 @@ func (c *client) followLogs(id, tail string, out io.Writer) error {
 	stream := &http.Client{Transport: c.http.Transport} // no overall timeout
 	base := "/workloads/" + url.PathEscape(id) + "/logs?follow=true&frames=true&"
 	q := "tail=" + tail
+	var next int64 // the position after the last frame shown
+	var gen uint64 // the instance followed
 	for {
 		var ended bool
-		var next int64
-		var gen uint64
 		from, err := c.streamOnce(stream, base+q, func(body io.Reader) error {
 			dec := json.NewDecoder(body)
 			for {
