@@ -12,30 +12,35 @@ import (
 	"github.com/micro-orchestrator/mo/api"
 )
 
-// instanceSampler counts, every 50 ms, the processes on this machine whose
-// environment tags them as an instance of each watched workload (the
-// agents' MO_INSTANCE tag), whatever state their agent is in, and keeps the
-// peak of each count.
+// instanceSampler counts, every 50 ms, the processes that the test's agents
+// started as instances of each watched workload (their children whose
+// environment carries the agents' MO_INSTANCE tag), whatever state the agent
+// is in, and keeps the peak of each count.
 type instanceSampler struct {
 	ids  []string
+	tc   *testCluster
 	stop chan struct{}
 	done chan struct{}
 
 	mu   sync.Mutex
 	peak map[string]int
 	last map[string]int
+	seen map[string][]string // the instances seen together at a peak over 1
 }
 
-func startInstanceSampler(ids []string) *instanceSampler {
-	s := &instanceSampler{ids: ids, stop: make(chan struct{}), done: make(chan struct{}), peak: map[string]int{}, last: map[string]int{}}
+func startInstanceSampler(tc *testCluster, ids []string) *instanceSampler {
+	s := &instanceSampler{ids: ids, tc: tc, stop: make(chan struct{}), done: make(chan struct{}), peak: map[string]int{}, last: map[string]int{}, seen: map[string][]string{}}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
-			counts := countTagged(ids)
+			counts, who := countTagged(ids, s.agentPIDs())
 			s.mu.Lock()
 			for id, n := range counts {
+				if n > 1 && n > s.peak[id] {
+					s.seen[id] = who[id]
+				}
 				s.peak[id] = max(s.peak[id], n)
 			}
 			s.last = counts
@@ -48,6 +53,17 @@ func startInstanceSampler(ids []string) *instanceSampler {
 		}
 	}()
 	return s
+}
+
+// agentPIDs returns the pids of the test's agents.
+func (s *instanceSampler) agentPIDs() map[int]bool {
+	out := map[int]bool{}
+	for _, a := range s.tc.agents {
+		if a.proc != nil {
+			out[a.proc.pid()] = true
+		}
+	}
+	return out
 }
 
 // finish stops sampling and returns the peaks.
@@ -66,12 +82,15 @@ func (s *instanceSampler) current() map[string]int {
 	return s.last
 }
 
-// countTagged counts the live main processes of each workload's instances:
-// a process tagged with the workload whose parent is not tagged with it.
-func countTagged(ids []string) map[string]int {
+// countTagged counts the live main processes of each workload's instances
+// (a child of one of the agents tagged with the workload), and names them
+// ("pid tag").
+func countTagged(ids []string, agents map[int]bool) (map[string]int, map[string][]string) {
 	out := make(map[string]int, len(ids))
+	who := map[string][]string{}
 	entries, _ := os.ReadDir("/proc")
 	tags := map[int]string{}
+	full := map[int]string{}
 	parents := map[int]int{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -92,20 +111,22 @@ func countTagged(ids []string) map[string]int {
 				parts := bytes.Split(v, []byte(":"))
 				if len(parts) == 3 {
 					tags[pid] = string(parts[1])
+					full[pid] = string(v)
 					parents[pid] = ppidOf(stat)
 				}
 			}
 		}
 	}
 	for pid, id := range tags {
-		if tags[parents[pid]] != id {
+		if agents[parents[pid]] {
 			out[id]++
+			who[id] = append(who[id], strconv.Itoa(pid)+" "+full[pid])
 		}
 	}
 	for _, id := range ids {
 		out[id] += 0
 	}
-	return out
+	return out, who
 }
 
 // ppidOf reads the parent pid from /proc/PID/stat.
@@ -147,7 +168,7 @@ func TestExclusiveWorkloadsOfAPausedNode(t *testing.T) {
 			moving = append(moving, id)
 		}
 	}
-	s := startInstanceSampler(ids)
+	s := startInstanceSampler(tc, ids)
 	syscall.Kill(victim.proc.pid(), syscall.SIGSTOP)
 	paused := time.Now()
 	defer syscall.Kill(victim.proc.pid(), syscall.SIGCONT)
@@ -183,7 +204,7 @@ func TestExclusiveWorkloadsOfAPausedNode(t *testing.T) {
 	}
 	for id, n := range s.finish() {
 		if n > 1 {
-			t.Errorf("exclusive workload %s had %d instances running at once", id, n)
+			t.Errorf("exclusive workload %s had %d instances running at once: %v", id, n, s.seen[id])
 		}
 	}
 }
@@ -209,7 +230,7 @@ func TestExclusiveWorkloadsKeepRunningThroughLeaderFailovers(t *testing.T) {
 	for _, w := range tc.workloads() {
 		pids[w.ID] = w.PID
 	}
-	s := startInstanceSampler(ids)
+	s := startInstanceSampler(tc, ids)
 	for round := 0; round < 3; round++ {
 		l := tc.leader()
 		l.proc.kill()
@@ -235,7 +256,7 @@ func TestExclusiveWorkloadsKeepRunningThroughLeaderFailovers(t *testing.T) {
 	}
 	for id, n := range s.finish() {
 		if n != 1 {
-			t.Errorf("exclusive workload %s peaked at %d instances, want 1", id, n)
+			t.Errorf("exclusive workload %s peaked at %d instances, want 1: %v", id, n, s.seen[id])
 		}
 	}
 }

@@ -369,8 +369,15 @@ func (tc *testCluster) dumpLogs() {
 		return
 	}
 	entries, _ := filepath.Glob(filepath.Join(tc.dir, "*.log"))
+	keep := os.Getenv("MO_TEST_LOGS") // a folder to keep the whole logs of failed tests in
 	for _, e := range entries {
 		b, _ := os.ReadFile(e)
+		if keep != "" {
+			dst := filepath.Join(keep, strings.ReplaceAll(tc.t.Name(), "/", "_"))
+			if os.MkdirAll(dst, 0o755) == nil {
+				_ = os.WriteFile(filepath.Join(dst, filepath.Base(e)), b, 0o644)
+			}
+		}
 		if len(b) > 6000 {
 			b = b[len(b)-6000:]
 		}
