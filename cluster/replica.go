@@ -41,8 +41,9 @@ type Replica struct {
 	restore   *fsm.State
 	beats     *beatBook // heartbeats heard while following
 
-	mu     sync.Mutex
-	leader *leaderState // non-nil while this replica leads
+	mu                sync.Mutex
+	leader            *leaderState // non-nil while this replica leads
+	lastReachTransfer time.Time    // the last hand-over to a replica that reaches more nodes (reach.go)
 
 	// Monitoring: metrics, the event log and the alerts live as long as the
 	// process; the alert set is re-derived at each leadership.
