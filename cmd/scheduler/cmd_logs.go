@@ -152,7 +152,8 @@ func (c *client) streamOnce(hc *http.Client, path string, consume func(io.Reader
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 				resp.Body.Close()
 				herr := answerError(addr, resp.StatusCode, b)
-				if !retryable(herr, http.MethodGet) {
+				// 409: not placed on a node yet (just submitted); wait for it.
+				if !retryable(herr, http.MethodGet) && resp.StatusCode != http.StatusConflict {
 					return addr, herr
 				}
 				lastErr = herr

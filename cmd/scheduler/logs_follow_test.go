@@ -74,3 +74,27 @@ func TestFollowLogsResumesWhereItWas(t *testing.T) {
 		}
 	}
 }
+
+// logs -f of a workload that is not placed yet (409) waits for it.
+func TestFollowLogsWaitsForPlacement(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n <= 2 {
+			api.WriteError(w, http.StatusConflict, "workload w1 has not been placed on a node yet")
+			return
+		}
+		b, _ := json.Marshal(api.LogFrame{Generation: 1, Data: []byte("hello\n"), Next: 6, End: true})
+		w.Write(append(b, '\n'))
+	}))
+	defer srv.Close()
+	c := &client{addrs: []string{strings.TrimPrefix(srv.URL, "http://")}, http: api.NewHTTPClient("", 5*time.Second), timeout: 5 * time.Second}
+	var out bytes.Buffer
+	if err := c.followLogs("w1", "100", &out); err != nil || out.String() != "hello\n" {
+		t.Fatalf("followLogs: %v, printed %q", err, out.String())
+	}
+}
