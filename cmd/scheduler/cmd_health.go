@@ -174,7 +174,11 @@ func printRecovery(w io.Writer, m api.RecoveryMetrics) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		h := m.HealthChecks[k]
-		fmt.Fprintf(w, "  %s: %s (Failures: %d, Response: %s)\n", escapeText(k), escapeText(h.Status), h.ConsecutiveFailures, responseTime(h.ResponseTime))
+		label := k
+		if h.NodeID != "" && h.NodeID != k {
+			label = h.NodeID + " (" + k + ")"
+		}
+		fmt.Fprintf(w, "  %s: %s (Failures: %d, Response: %s)\n", escapeText(label), escapeText(h.Status), h.ConsecutiveFailures, responseTime(h.ResponseTime))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Recovery Queue: %d\n", m.QueueLength)

@@ -141,4 +141,9 @@ func TestHealthNamesNodesByIDAndAddress(t *testing.T) {
 	if !strings.Contains(b.String(), "| n1 (127.0.0.1:8081) | online ") || !strings.Contains(b.String(), "| Node ") {
 		t.Fatalf("health table:\n%s", b.String())
 	}
+	b.Reset()
+	printRecovery(&b, api.RecoveryMetrics{HealthChecks: map[string]api.HealthCheckDetail{"127.0.0.1:8081": {NodeID: "n1", Status: "offline", ConsecutiveFailures: 2}}})
+	if !strings.Contains(b.String(), "  n1 (127.0.0.1:8081): offline (Failures: 2, Response: N/A)") {
+		t.Fatalf("recovery:\n%s", b.String())
+	}
 }
