@@ -3,7 +3,9 @@ package integration
 import (
 	"bytes"
 	"os"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -149,17 +151,22 @@ func ppidOf(stat []byte) int {
 // started there again and each still runs once.
 func TestExclusiveWorkloadsOfAPausedNode(t *testing.T) {
 	tc := startFullCluster(t)
-	var ids []string
-	waitFor(t, 20*time.Second, "a submission", func() bool {
-		var err error
-		ids, err = tc.submit(tc.leader().http, api.SubmitRequest{Name: "solo", Command: "sleep", Args: []string{"600"}, Count: intp(6), Exclusive: true})
-		return err == nil
-	})
+	out, errOut, code := tc.cli("submit", "--name", "solo", "--count", "6", "--exclusive", "--", "sleep", "600")
+	if code != 0 {
+		t.Fatalf("submit --exclusive: exit %d: %s", code, errOut)
+	}
+	ids := strings.Fields(out)
 	waitFor(t, 30*time.Second, "every workload running", func() bool { return allRunning(tc.workloads(), ids) })
 	for _, w := range tc.workloads() {
 		if !w.Exclusive {
 			t.Fatalf("workload %s does not show exclusive", w.ID)
 		}
+	}
+	if out, _, _ := tc.cli("workloads"); !strings.Contains(out, "EXCLUSIVE") || strings.Count(out, " yes ") != 6 {
+		t.Fatalf("scheduler workloads does not show the exclusive workloads:\n%s", out)
+	}
+	if out, _, _ := tc.cli("workload", ids[0]); !regexp.MustCompile(`Exclusive:\s+yes`).MatchString(out) {
+		t.Fatalf("scheduler workload does not say exclusive:\n%s", out)
 	}
 	victim := tc.agentByID(nodesOf(tc.workloads(), ids)[ids[0]])
 	var moving []string

@@ -33,7 +33,8 @@ func runSubmit(args []string) int {
 	count := fs.Int("count", 1, "number of instances (1-1000)")
 	env := envFlag{}
 	fs.Var(env, "env", "environment variable K=V for the workload (repeatable)")
-	if code, ok := parse(fs, args, "submit --name NAME [--count N] [--env K=V] -- COMMAND [ARGS...]", -1); !ok {
+	exclusive := fs.Bool("exclusive", false, "never run two instances at once, even while a node is cut off (its agent stops it when its lease lapses; a replacement waits for that)")
+	if code, ok := parse(fs, args, "submit --name NAME [--count N] [--env K=V] [--exclusive] -- COMMAND [ARGS...]", -1); !ok {
 		return code
 	}
 	if fs.NArg() == 0 {
@@ -48,7 +49,7 @@ func runSubmit(args []string) int {
 		fmt.Fprintf(os.Stderr, "scheduler submit: --count must be between 1 and 1000, got %d\n", *count)
 		return exitUsage
 	}
-	req := api.SubmitRequest{Name: *name, Command: fs.Arg(0), Args: fs.Args()[1:], Env: env, Count: count}
+	req := api.SubmitRequest{Name: *name, Command: fs.Arg(0), Args: fs.Args()[1:], Env: env, Count: count, Exclusive: *exclusive}
 	var resp api.SubmitResponse
 	c := cf.client()
 	if err := c.do("POST", "/workloads", req, &resp); err != nil {
@@ -99,11 +100,24 @@ func runWorkloads(args []string) int {
 		printJSON(list)
 		return exitOK
 	}
+	// The EXCLUSIVE column shows only when a listed workload is exclusive.
+	excl := false
+	for _, w := range list.Workloads {
+		excl = excl || w.Exclusive
+	}
 	t := newTable(os.Stdout)
-	t.row("ID", "NAME", "STATE", "NODE", "PID", "ATTEMPTS", "COMMAND")
+	if excl {
+		t.row("ID", "NAME", "EXCLUSIVE", "STATE", "NODE", "PID", "ATTEMPTS", "COMMAND")
+	} else {
+		t.row("ID", "NAME", "STATE", "NODE", "PID", "ATTEMPTS", "COMMAND")
+	}
 	states := make([]string, 0, len(list.Workloads))
 	for _, w := range list.Workloads {
-		t.row(w.ID, w.Name, w.State, dash(w.Node), pidStr(w.PID), itoa(w.Attempts), commandLine(w))
+		if excl {
+			t.row(w.ID, w.Name, yesNo(w.Exclusive), w.State, dash(w.Node), pidStr(w.PID), itoa(w.Attempts), commandLine(w))
+		} else {
+			t.row(w.ID, w.Name, w.State, dash(w.Node), pidStr(w.PID), itoa(w.Attempts), commandLine(w))
+		}
 		states = append(states, w.State)
 	}
 	t.flush()
@@ -137,6 +151,7 @@ func printWorkload(out io.Writer, w api.Workload) {
 	t.row("ID:", w.ID)
 	t.row("Name:", w.Name)
 	t.row("Command:", commandLine(w))
+	t.row("Exclusive:", yesNo(w.Exclusive))
 	t.row("State:", w.State)
 	t.row("Node:", dash(w.Node))
 	t.row("PID:", pidStr(w.PID))

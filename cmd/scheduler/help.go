@@ -15,7 +15,7 @@ var examples = map[string][]string{
 	},
 	"dev":       {"scheduler dev"},
 	"cluster":   {"scheduler cluster --addr 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003", "scheduler cluster --stale --addr 127.0.0.1:7002"},
-	"submit":    {"scheduler submit --name web --count 3 --env MODE=demo -- sleep 600", "scheduler submit --name greeter -- sh -c 'while true; do date; sleep 1; done'"},
+	"submit":    {"scheduler submit --name web --count 3 --env MODE=demo -- sleep 600", "scheduler submit --name singleton --exclusive -- sleep 600", "scheduler submit --name greeter -- sh -c 'while true; do date; sleep 1; done'"},
 	"workloads": {"scheduler workloads --state running --node n1", "scheduler workloads --name web --json"},
 	"workload":  {"scheduler workload workload_1795739665_1"},
 	"stop":      {"scheduler stop workload_1795739665_1 workload_1795739665_2", "scheduler stop --name web"},

@@ -169,3 +169,11 @@ func checkEnum(flagName, v string, valid []string) error {
 	}
 	return usageError(fmt.Sprintf("%s %q is not a valid value: want one of %s", flagName, v, strings.Join(valid, ", ")))
 }
+
+// yesNo prints a boolean.
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
