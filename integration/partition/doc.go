@@ -14,10 +14,8 @@
 //
 //	go test -count=1 -v ./integration/partition
 //
-// The scenarios that test features still being built (exclusive workloads
-// with agent leases, heartbeats relayed to the leader, flapping links) run
-// only with MO_LAB_ALL=1; the silent-failure benchmark only with MO_BENCH=1.
-// make partition-drill runs everything but the benchmark, verbosely. The
+// The silent-failure benchmark runs only with MO_BENCH=1. make
+// partition-drill runs every scenario verbosely. The
 // package builds bin/scheduler and bin/agent itself; MO_LAB_BIN=DIR runs the
 // ones already in DIR instead.
 package partition

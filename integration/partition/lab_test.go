@@ -641,3 +641,17 @@ func stillPlaced(want, now map[string]api.Workload) []string {
 	sort.Strings(out)
 	return out
 }
+
+// allNodes reports whether the leader sees every agent with the given status.
+func (l *lab) allNodes(status string) bool {
+	ns, err := l.nodes()
+	if err != nil || len(ns) != len(l.agents) {
+		return false
+	}
+	for _, n := range ns {
+		if n.Status != status {
+			return false
+		}
+	}
+	return true
+}
