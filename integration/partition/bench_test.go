@@ -19,7 +19,8 @@ type trial struct {
 	err                string
 }
 
-// Scenario f (MO_BENCH=1): silent-failure detection and recovery, SIGSTOP and a cut, 10 trials each at random phases.
+// Scenario f (MO_BENCH=1): silent-failure detection and recovery, SIGSTOP and a cut, 10 trials each at random
+// phases, for default workloads and for exclusive ones (which also must never run twice).
 func TestSilentFailureBench(t *testing.T) {
 	needLab(t)
 	if os.Getenv("MO_BENCH") != "1" {
@@ -27,19 +28,33 @@ func TestSilentFailureBench(t *testing.T) {
 	}
 	const trials = 10
 	l := newLab(t, 3)
-	ids := l.mustSubmit(l.sleepers("bench", 6, false))
-	kinds := []string{"sigstop", "cut"}
+	plain := l.mustSubmit(l.sleepers("bench", 6, false))
+	excl := l.mustSubmit(l.sleepers("bench-excl", 6, true))
+	all := append(append([]string(nil), plain...), excl...)
+	kinds := []string{"sigstop", "cut", "sigstop excl", "cut excl"}
 	res := map[string][]trial{}
 	for i := 0; i < trials; i++ {
 		for _, kind := range kinds {
-			tr := l.silentTrial(kind, ids)
-			t.Logf("%-7s trial %2d: offline after %s, running elsewhere after %s %s", kind, i+1, ms(tr.offline), ms(tr.elsewhere), tr.err)
+			action, isExcl := strings.CutSuffix(kind, " excl")
+			ids := plain
+			if isExcl {
+				ids = excl
+			}
+			l.waitRunningOnce(30*time.Second, all)
+			l.s.reset()
+			tr := l.silentTrial(action, ids)
+			if isExcl {
+				if d := l.s.reset().doubles(excl); len(d) > 0 {
+					t.Errorf("%s trial %d: exclusive workloads ran twice at the same moment: %s", kind, i+1, strings.Join(d, "; "))
+				}
+			}
+			t.Logf("%-12s trial %2d: offline after %s, running elsewhere after %s %s", kind, i+1, ms(tr.offline), ms(tr.elsewhere), tr.err)
 			res[kind] = append(res[kind], tr)
 		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "silent failures, %d trials each (defaults: health interval 3s, timeout 2s, 2 failures):\n", trials)
-	fmt.Fprintf(&b, "  %-8s %6s  %16s %13s  %18s %15s\n", "failure", "failed", "offline median", "offline p99", "elsewhere median", "elsewhere p99")
+	fmt.Fprintf(&b, "  %-12s %6s  %16s %13s  %18s %15s\n", "failure", "failed", "offline median", "offline p99", "elsewhere median", "elsewhere p99")
 	for _, kind := range kinds {
 		var off, away []time.Duration
 		failed := 0
@@ -50,7 +65,7 @@ func TestSilentFailureBench(t *testing.T) {
 			}
 			off, away = append(off, tr.offline), append(away, tr.elsewhere)
 		}
-		fmt.Fprintf(&b, "  %-8s %6d  %16s %13s  %18s %15s\n", kind, failed,
+		fmt.Fprintf(&b, "  %-12s %6d  %16s %13s  %18s %15s\n", kind, failed,
 			ms(quantile(off, 0.5)), ms(quantile(off, 0.99)), ms(quantile(away, 0.5)), ms(quantile(away, 0.99)))
 		if failed > 0 {
 			t.Errorf("%d %s trials did not end with the node offline and its work elsewhere within 30s", failed, kind)
