@@ -10,19 +10,7 @@ import (
 )
 
 func TestGuardKillsAnnouncedGroupsWhenTheAgentGoes(t *testing.T) {
-	if err := becomeSubreaper(); err != nil { // so the test can reap the orphaned sleeps
-		t.Fatal(err)
-	}
-	devNull, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devNull.Close()
-	g, err := startGuard(devNull.Fd(), "", hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.close(context.Background()) })
+	g := startTestGuard(t)
 
 	announced := startGroup(t, "sleep 600 & sleep 600")
 	withdrawn := startGroup(t, "sleep 600 & sleep 600")
@@ -49,4 +37,24 @@ func TestGuardKillsAnnouncedGroupsWhenTheAgentGoes(t *testing.T) {
 	if running(g.pid) {
 		t.Errorf("guard %d still running after its stdin closed", g.pid)
 	}
+}
+
+// startTestGuard starts a guard process for a test (which becomes a child
+// subreaper, so that it can reap the orphaned processes of its groups).
+func startTestGuard(t *testing.T) *guard {
+	t.Helper()
+	if err := becomeSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { devNull.Close() })
+	g, err := startGuard(devNull.Fd(), "", hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.close(context.Background()) })
+	return g
 }

@@ -1,11 +1,7 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -57,12 +53,12 @@ func (h *heartbeater) run(ctx context.Context) {
 		addrs := slices.Clone(h.addrs)
 		h.mu.Unlock()
 
-		body, _ := json.Marshal(api.Heartbeat{NodeID: h.id, Seq: seq, Term: h.term()})
+		hb := api.Heartbeat{NodeID: h.id, Seq: seq, Term: h.term()}
 		var wg sync.WaitGroup
 		var failed sync.Map
 		for _, a := range addrs {
 			wg.Go(func() {
-				if err := h.send(ctx, a, body); err != nil {
+				if err := h.send(ctx, a, hb); err != nil {
 					failed.Store(a, err.Error())
 				}
 			})
@@ -86,29 +82,15 @@ func (h *heartbeater) run(ctx context.Context) {
 }
 
 // send posts one heartbeat to the replica at addr and takes its answer.
-func (h *heartbeater) send(ctx context.Context, addr string, body []byte) error {
+func (h *heartbeater) send(ctx context.Context, addr string, hb api.Heartbeat) error {
 	base, err := joinURL(addr)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.interval)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/"+url.PathEscape(h.id)+"/heartbeat", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		return fmt.Errorf("%s", resp.Status)
-	}
 	var ack api.HeartbeatAck
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ack); err != nil {
+	if err := api.PostJSON(ctx, h.client, base+"/"+url.PathEscape(h.id)+"/heartbeat", hb, &ack); err != nil {
 		return err
 	}
 	h.take(ack)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -67,9 +66,9 @@ func TestHeartbeatAckRenewsFromSendTime(t *testing.T) {
 		h.seq++
 		sent := time.Now()
 		h.sent[h.seq] = sent
-		body, _ := json.Marshal(api.Heartbeat{NodeID: "n1", Seq: h.seq, Term: fenceTerm.Load()})
+		hb := api.Heartbeat{NodeID: "n1", Seq: h.seq, Term: fenceTerm.Load()}
 		h.mu.Unlock()
-		if err := h.send(context.Background(), addr, body); err != nil {
+		if err := h.send(context.Background(), addr, hb); err != nil {
 			t.Fatal(err)
 		}
 		return sent
@@ -116,19 +115,7 @@ func TestHeartbeatAckRenewsFromSendTime(t *testing.T) {
 // The guard kills the groups of exclusive instances when the lease lapses,
 // with nothing from the agent (as when it is paused), and leaves the others.
 func TestGuardKillsExclusiveGroupsWhenTheLeaseLapses(t *testing.T) {
-	if err := becomeSubreaper(); err != nil {
-		t.Fatal(err)
-	}
-	devNull, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devNull.Close()
-	g, err := startGuard(devNull.Fd(), "", hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.close(context.Background()) })
+	g := startTestGuard(t)
 	excl := startGroup(t, "sleep 600 & sleep 600")
 	plain := startGroup(t, "sleep 600 & sleep 600")
 	e, p := excl.Process.Pid, plain.Process.Pid

@@ -1,11 +1,8 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -165,28 +162,11 @@ func (r *Replica) relay(ctx context.Context, beats map[string]uint64) (api.Heart
 	if addr == "" || addr == r.cfg.AdvertiseHTTP {
 		return ack, fmt.Errorf("no leader known")
 	}
-	body, err := json.Marshal(api.HeartbeatRelay{From: r.cfg.ID, Beats: beats})
-	if err != nil {
-		return ack, err
-	}
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(cctx, http.MethodPost, "http://"+addr+"/cluster/heartbeats", bytes.NewReader(body))
-	if err != nil {
-		return ack, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(ForwardedHeader, r.cfg.ID)
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return ack, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		return ack, fmt.Errorf("leader answered %s", resp.Status)
-	}
-	return ack, json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&ack)
+	// A replica that is not the leader any more forwards it one hop at most.
+	err := api.PostJSON(cctx, r.client, "http://"+addr+"/cluster/heartbeats", api.HeartbeatRelay{From: r.cfg.ID, Beats: beats}, &ack)
+	return ack, err
 }
 
 // replicaAddrs returns the HTTP addresses of the replicas, sorted.
