@@ -160,7 +160,13 @@ func printJSON(v any) {
 
 // fail prints an error and returns its exit code: 2 for a usage error, else 1.
 func fail(cmd string, err error) int {
-	fmt.Fprintf(os.Stderr, "scheduler %s: %v\n", cmd, err)
+	// An error may quote user text from the server: escape it line by line
+	// (the message itself may span lines).
+	lines := strings.Split(err.Error(), "\n")
+	for i := range lines {
+		lines[i] = escapeText(lines[i])
+	}
+	fmt.Fprintf(os.Stderr, "scheduler %s: %s\n", cmd, strings.Join(lines, "\n"))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return exitUsage

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +148,22 @@ func TestHealthNamesNodesByIDAndAddress(t *testing.T) {
 	printRecovery(&b, api.RecoveryMetrics{HealthChecks: map[string]api.HealthCheckDetail{"127.0.0.1:8081": {NodeID: "n1", Status: "offline", ConsecutiveFailures: 2}}})
 	if !strings.Contains(b.String(), "  n1 (127.0.0.1:8081): offline (Failures: 2, Response: N/A)") {
 		t.Fatalf("recovery:\n%s", b.String())
+	}
+}
+
+// An error from the server that quotes user text reaches the terminal escaped.
+func TestFailEscapesErrors(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	code := fail("stop", errors.New("workload \x1b[31mevil not found\nsecond line"))
+	os.Stderr = old
+	w.Close()
+	b, _ := io.ReadAll(r)
+	if code != exitFail || strings.Contains(string(b), "\x1b") || !strings.Contains(string(b), `\x1b[31mevil`) || !strings.Contains(string(b), "\nsecond line") {
+		t.Fatalf("fail printed %q (exit %d)", b, code)
 	}
 }
