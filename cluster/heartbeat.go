@@ -57,16 +57,19 @@ func (r *Replica) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps h
 		return
 	}
 	ack := api.HeartbeatAck{Replicas: r.replicaAddrs()}
-	// Acknowledge only while raft still says this replica leads: a leader
-	// cut off from its quorum steps down within the raft lease timeout, well
-	// before a new leader (which counts leases from its election) is elected.
-	if ls := r.currentLeader(); ls != nil && r.IsLeader() {
+	if ls := r.currentLeader(); ls != nil && r.IsLeader() && hb.Term <= ls.term {
 		if !ls.health.NoteHeartbeat(id, time.Now(), "") {
 			api.WriteError(w, http.StatusNotFound, "node "+id+" is not registered (yet) with the leader")
 			return
 		}
-		ack.IsLeader, ack.Leader, ack.Term, ack.AckSeq = true, r.cfg.ID, ls.term, hb.Seq
-		ack.LeaseMillis = r.cfg.Lease.Milliseconds()
+		// Acknowledge only once a quorum has confirmed, after this heartbeat
+		// arrived, that this replica still leads: then any later leader was
+		// elected after it, and counts every lease from its election. (A
+		// leader that was paused, or lost its quorum, may not know yet.)
+		if r.confirm.confirm(req.Context()) {
+			ack.IsLeader, ack.Leader, ack.Term, ack.AckSeq = true, r.cfg.ID, ls.term, hb.Seq
+			ack.LeaseMillis = r.cfg.Lease.Milliseconds()
+		}
 		api.WriteJSON(w, http.StatusOK, ack)
 		return
 	}
@@ -99,6 +102,10 @@ func (r *Replica) handleHeartbeatRelay(w http.ResponseWriter, req *http.Request,
 		if ls.health.NoteHeartbeat(node, now, rel.From) {
 			out.Acks[node] = seq
 		}
+	}
+	if !r.confirm.confirm(req.Context()) { // as for a direct heartbeat
+		noLeader(w, "this replica could not confirm its leadership")
+		return
 	}
 	api.WriteJSON(w, http.StatusOK, out)
 }

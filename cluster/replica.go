@@ -39,7 +39,8 @@ type Replica struct {
 	listener  net.Listener
 	seq       atomic.Uint64 // last workload sequence number handed out (leader)
 	restore   *fsm.State
-	beats     *beatBook // heartbeats heard while following
+	beats     *beatBook  // heartbeats heard while following
+	confirm   *confirmer // leadership confirmed before a heartbeat is acknowledged
 
 	mu                sync.Mutex
 	leader            *leaderState // non-nil while this replica leads
@@ -75,6 +76,7 @@ func New(cfg Config) (*Replica, error) {
 		client:   api.NewHTTPClient(cfg.Token, 10*time.Second),
 		agents:   api.NewAgentClient(cfg.Token, 90*time.Second),
 	}
+	r.confirm = &confirmer{verify: func() error { return r.raft.VerifyLeader().Error() }}
 	if err := r.initMonitoring(); err != nil {
 		return nil, err
 	}
