@@ -157,6 +157,9 @@ func (c Config) Validate() error {
 	if c.SampleInterval < 10*time.Millisecond {
 		add("sample interval must be at least 10ms, not %s", c.SampleInterval)
 	}
+	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval > DefaultHeartbeatInterval {
+		add("heartbeat interval must be in (0, %s] (the leader's windows assume at least one a second), not %s", DefaultHeartbeatInterval, c.HeartbeatInterval)
+	}
 	return errors.Join(errs...)
 }
 

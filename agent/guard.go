@@ -21,8 +21,10 @@ import (
 // The guard is a small process that the agent starts from its own binary
 // (GuardEnv set, see RunGuard). The agent announces on the guard's stdin
 // each workload process group ("+PGID" once started, "-PGID" once gone), the
-// groups of exclusive workloads with their instance tag ("x PGID TAG"), and
-// every renewal of its lease ("L DEADLINE", nanoseconds of CLOCK_BOOTTIME).
+// instance tag of each exclusive instance before it is forked ("x TAG"), its
+// group once it is ("X PGID TAG"), a tag whose fork failed ("u TAG"), and
+// every renewal of its lease ("L DEADLINE", nanoseconds of CLOCK_BOOTTIME;
+// the guard keeps the latest deadline).
 //
 //   - When stdin reaches EOF, because the agent has exited for whatever
 //     reason, SIGKILL included, the guard kills every group still announced
@@ -70,7 +72,7 @@ func RunGuard() int {
 		close(lines)
 	}()
 	groups := map[int]bool{}
-	exclusive := map[int]string{} // pgid -> instance tag
+	exclusive := map[string]int{} // instance tag -> pgid (0 until forked)
 	var deadline time.Duration    // of the lease, in boottime; 0: none yet
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -81,12 +83,12 @@ func RunGuard() int {
 		}
 	}
 	expire := func() {
-		for g, tag := range exclusive {
+		for tag, g := range exclusive {
 			if g > 1 {
 				_ = syscall.Kill(-g, syscall.SIGKILL)
 			}
 			killEverywhere(func(env []byte) bool { return hasEnvEntry(env, []byte(tag)) })
-			delete(exclusive, g)
+			delete(exclusive, tag)
 		}
 	}
 	for {
@@ -114,15 +116,23 @@ func RunGuard() int {
 			case strings.HasPrefix(line, "-"):
 				if g, err := strconv.Atoi(line[1:]); err == nil {
 					delete(groups, g)
-					delete(exclusive, g)
+					for tag, eg := range exclusive {
+						if eg == g {
+							delete(exclusive, tag)
+						}
+					}
 				}
-			case op == "x":
+			case op == "x" && arg != "":
+				exclusive[arg] = 0
+			case op == "X":
 				gs, tag, _ := strings.Cut(arg, " ")
-				if g, err := strconv.Atoi(gs); err == nil && g > 1 {
-					exclusive[g] = tag
+				if g, err := strconv.Atoi(gs); err == nil && g > 1 && tag != "" {
+					exclusive[tag] = g
 				}
+			case op == "u":
+				delete(exclusive, arg)
 			case op == "L":
-				if d, err := strconv.ParseInt(arg, 10, 64); err == nil {
+				if d, err := strconv.ParseInt(arg, 10, 64); err == nil && time.Duration(d) > deadline {
 					deadline = time.Duration(d)
 				}
 			}
@@ -229,12 +239,28 @@ func (g *guard) add(pgid int) {
 	}
 }
 
-// addExclusive announces the group of an exclusive instance and its tag: the
-// guard kills it when the lease lapses.
+// announceExclusive announces the tag of an exclusive instance about to be
+// forked: from now on the guard kills its processes when the lease lapses.
+func (g *guard) announceExclusive(tag string) { g.send("x " + tag) }
+
+// withdrawExclusive withdraws a tag whose fork failed.
+func (g *guard) withdrawExclusive(tag string) { g.send("u " + tag) }
+
+// addExclusive announces the group of a forked exclusive instance.
 func (g *guard) addExclusive(pgid int, tag string) {
 	if pgid > 1 {
-		g.send("x " + strconv.Itoa(pgid) + " " + tag)
+		g.send("X " + strconv.Itoa(pgid) + " " + tag)
 	}
+}
+
+// working reports whether the guard runs and its pipe is whole.
+func (g *guard) working() bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.w != nil && !g.broken
 }
 
 // remove announces that a process group is gone.
@@ -244,9 +270,9 @@ func (g *guard) remove(pgid int) {
 	}
 }
 
-// setLease tells the guard when the lease lapses.
-func (g *guard) setLease(until time.Time) {
-	g.send("L " + strconv.FormatInt(int64(boottime()+time.Until(until)), 10))
+// setLease tells the guard when the lease lapses (boottime).
+func (g *guard) setLease(until time.Duration) {
+	g.send("L " + strconv.FormatInt(int64(until), 10))
 }
 
 func (g *guard) send(line string) {

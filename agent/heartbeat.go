@@ -13,9 +13,6 @@ import (
 	"github.com/micro-orchestrator/mo/api"
 )
 
-// sentKept is how many heartbeat send times are kept to match acknowledgements.
-const sentKept = 64
-
 // heartbeater sends the node's heartbeat to every replica it knows about,
 // once an interval, and renews the lease from the acknowledgements: a
 // heartbeat the leader recorded grants the lease from the moment it was sent.
@@ -29,13 +26,13 @@ type heartbeater struct {
 
 	mu    sync.Mutex
 	addrs []string // replica addresses: --join plus those the replicas name
-	seq   uint64
-	sent  map[uint64]time.Time
+	seq     uint64 // starts from the clock, so that it grows across restarts
+	granted int64  // the longest lease granted, in milliseconds
 }
 
 func newHeartbeater(id string, join []string, client *http.Client, interval time.Duration, l *lease, term func() uint64, log hclog.Logger) *heartbeater {
 	return &heartbeater{id: id, client: client, interval: interval, lease: l, term: term, log: log,
-		addrs: slices.Clone(join), sent: map[uint64]time.Time{}}
+		addrs: slices.Clone(join), seq: uint64(time.Now().UnixNano())}
 }
 
 // run sends heartbeats until ctx is done.
@@ -47,13 +44,11 @@ func (h *heartbeater) run(ctx context.Context) {
 		h.mu.Lock()
 		h.seq++
 		seq := h.seq
-		now := time.Now()
-		h.sent[seq] = now
-		delete(h.sent, seq-sentKept)
+		h.lease.recordSent(seq, boottime())
 		addrs := slices.Clone(h.addrs)
 		h.mu.Unlock()
 
-		hb := api.Heartbeat{NodeID: h.id, Seq: seq, Term: h.term()}
+		hb := api.Heartbeat{NodeID: h.id, Seq: seq, Term: h.term(), LeaseMillis: h.leaseMillis()}
 		var wg sync.WaitGroup
 		var failed sync.Map
 		for _, a := range addrs {
@@ -67,11 +62,11 @@ func (h *heartbeater) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if exp := h.lease.expiry(); !exp.IsZero() && time.Now().After(exp) && time.Since(lastWarn) > 10*time.Second {
+		if exp := h.lease.expiry(); exp > 0 && boottime() > exp && time.Since(lastWarn) > 10*time.Second {
 			lastWarn = time.Now()
 			var errs []any
 			failed.Range(func(k, v any) bool { errs = append(errs, k.(string), v); return true })
-			h.log.Warn("no heartbeat acknowledged by the leader: the lease has lapsed", append([]any{"lapsed_at", exp.UTC()}, errs...)...)
+			h.log.Warn("no heartbeat acknowledged by the leader: the lease has lapsed", append([]any{"lapsed_for", (boottime() - exp).Round(time.Millisecond)}, errs...)...)
 		}
 		select {
 		case <-ctx.Done():
@@ -97,6 +92,14 @@ func (h *heartbeater) send(ctx context.Context, addr string, hb api.Heartbeat) e
 	return nil
 }
 
+// leaseMillis is the length of the lease last granted, which the agent
+// reports so that a leader configured with a shorter one waits long enough.
+func (h *heartbeater) leaseMillis() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.granted
+}
+
 // take renews the lease from an acknowledgement and learns the replicas.
 func (h *heartbeater) take(ack api.HeartbeatAck) {
 	h.mu.Lock()
@@ -105,10 +108,13 @@ func (h *heartbeater) take(ack api.HeartbeatAck) {
 			h.addrs = append(h.addrs, a)
 		}
 	}
-	sentAt, ok := h.sent[ack.AckSeq]
+	sentAt, ok := h.lease.sentAt(ack.AckSeq)
+	if ok && ack.AckSeq != 0 && ack.LeaseMillis > h.granted {
+		h.granted = ack.LeaseMillis
+	}
 	h.mu.Unlock()
 	if !ok || ack.AckSeq == 0 || ack.LeaseMillis <= 0 || ack.Term < h.term() {
 		return
 	}
-	h.lease.renew(sentAt.Add(time.Duration(ack.LeaseMillis)*time.Millisecond), ack.Term)
+	h.lease.renew(sentAt+time.Duration(ack.LeaseMillis)*time.Millisecond, ack.Term)
 }

@@ -8,48 +8,77 @@ import (
 // leaseKillWindow is how long before its lease lapses the agent starts
 // stopping its exclusive instances (SIGTERM), so that they are gone (SIGKILL)
 // when it lapses.
-const leaseKillWindow = time.Second
+const leaseKillWindow = 500 * time.Millisecond
 
 // lease is the agent's right to run exclusive workloads: it lasts a lease
 // duration from the moment the agent sent a heartbeat that the leader
 // acknowledged. The leader waits for the same duration, plus a margin, from
 // the moment it received that heartbeat, so the agent's lease always lapses
-// first.
+// first. Times are CLOCK_BOOTTIME (see boottime), which goes on while the
+// machine is suspended, as the leader's clock does.
 type lease struct {
 	mu      sync.Mutex
-	until   time.Time // monotonic
-	term    uint64    // the leader term of the latest renewal
-	onRenew func(until time.Time)
+	until   time.Duration // boottime; 0 before the first grant
+	term    uint64        // the leader term of the latest renewal
+	onRenew func(until time.Duration)
+	sent    map[uint64]time.Duration // boottime each recent heartbeat was sent at
+}
+
+// sentKept is how many heartbeat send times are kept.
+const sentKept = 64
+
+// recordSent notes when heartbeat seq was sent (boottime).
+func (l *lease) recordSent(seq uint64, at time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sent == nil {
+		l.sent = map[uint64]time.Duration{}
+	}
+	l.sent[seq] = at
+	delete(l.sent, seq-sentKept)
+}
+
+// sentAt returns when heartbeat seq was sent, if it is recent.
+func (l *lease) sentAt(seq uint64) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at, ok := l.sent[seq]
+	return at, ok
 }
 
 // renew extends the lease to until, granted by the leader of term. A grant
 // from an older term than one already seen is ignored. It reports whether
-// the lease was extended.
-func (l *lease) renew(until time.Time, term uint64) bool {
+// the lease was extended; onRenew is told under the lock, so in order.
+func (l *lease) renew(until time.Duration, term uint64) bool {
 	l.mu.Lock()
-	if term < l.term || !until.After(l.until) {
-		l.mu.Unlock()
+	defer l.mu.Unlock()
+	if term < l.term || until <= l.until {
 		return false
 	}
 	l.term = term
 	l.until = until
-	fn := l.onRenew
-	l.mu.Unlock()
-	if fn != nil {
-		fn(until)
+	if l.onRenew != nil {
+		l.onRenew(until)
 	}
 	return true
 }
 
-// expiry returns when the lease lapses (zero before the first grant).
-func (l *lease) expiry() time.Time {
+// expiry returns when the lease lapses, in boottime (0 before the first grant).
+func (l *lease) expiry() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.until
 }
 
-// valid reports whether the lease holds at now, with room to spare for the
-// kill window.
-func (l *lease) valid(now time.Time) bool {
-	return now.Add(leaseKillWindow).Before(l.expiry())
+// grant returns the lease's end and the term that granted it.
+func (l *lease) grant() (time.Duration, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.until, l.term
+}
+
+// valid reports whether the lease holds at now (boottime), with room to
+// spare for the kill window.
+func (l *lease) valid(now time.Duration) bool {
+	return now+leaseKillWindow < l.expiry()
 }

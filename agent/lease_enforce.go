@@ -8,8 +8,34 @@ import (
 	"github.com/micro-orchestrator/mo/api"
 )
 
-// errNoLease refuses to start an exclusive workload without a lease.
-var errNoLease = errors.New("this node holds no lease from the leader (its heartbeats are not acknowledged): an exclusive workload cannot start here")
+// Refusals of exclusive starts (503).
+var (
+	errNoLease   = errors.New("this node holds no lease from the leader (its heartbeats are not acknowledged): an exclusive workload cannot start here")
+	errOldLease  = errors.New("this node's lease comes from a newer leader than the one asking: an exclusive workload is not started for it")
+	errNoGuard   = errors.New("this agent has no working guard process, which must kill exclusive workloads if the agent hangs: an exclusive workload cannot start here")
+	errLateStart = errors.New("this exclusive start came too long after the heartbeat it names (the leader has given up on it): not started")
+)
+
+// leaseAdmits checks, for an exclusive start, that the lease holds and was
+// granted by the asking leader's term or an older one, and that the guard
+// can enforce it. The caller holds the workload's slot.
+func (s *supervisor) leaseAdmits(req api.StartRequest) error {
+	if s.cfg.lease == nil || !s.guard.working() {
+		return errNoGuard
+	}
+	until, term := s.cfg.lease.grant()
+	now := boottime()
+	sent, known := s.cfg.lease.sentAt(req.HeartbeatSeq)
+	switch {
+	case now+leaseKillWindow >= until:
+		return errNoLease
+	case req.Term < term:
+		return errOldLease
+	case !known || now-sent > api.ExclusiveStartWindow:
+		return errLateStart
+	}
+	return nil
+}
 
 // leaseLapsedMsg is the error shown on an exclusive instance stopped for its lease.
 const leaseLapsedMsg = "stopped: the node's lease from the leader lapsed"
@@ -28,7 +54,7 @@ func (s *supervisor) awaitLease() bool {
 		return false
 	}
 	deadline := time.Now().Add(leaseAwait)
-	for !s.cfg.lease.valid(time.Now()) {
+	for !s.cfg.lease.valid(boottime()) {
 		if time.Now().After(deadline) {
 			return false
 		}
@@ -52,7 +78,7 @@ func (s *supervisor) enforceLease(ctx context.Context, l *lease) {
 		case <-t.C:
 		}
 		exp := l.expiry()
-		if time.Now().Before(exp.Add(-leaseKillWindow)) {
+		if boottime() < exp-leaseKillWindow {
 			continue
 		}
 		for _, in := range s.runningExclusive() {
@@ -75,8 +101,8 @@ func (s *supervisor) runningExclusive() []*instance {
 	return out
 }
 
-// expire stops one exclusive instance whose lease lapses at exp.
-func (s *supervisor) expire(in *instance, exp time.Time) {
+// expire stops one exclusive instance whose lease lapses at exp (boottime).
+func (s *supervisor) expire(in *instance, exp time.Duration) {
 	sl, err := s.acquire(in.id, false)
 	if err != nil {
 		return
@@ -88,8 +114,9 @@ func (s *supervisor) expire(in *instance, exp time.Time) {
 	if !current {
 		return
 	}
-	s.log.Warn("lease from the leader lapsing: stopping an exclusive workload", "id", in.id, "generation", in.gen, "lapses_at", exp.UTC())
-	if err := s.stopInstanceWithin(in, "lease lapsed", max(time.Until(exp), 0)); err != nil {
+	left := max(exp-boottime(), 0)
+	s.log.Warn("lease from the leader lapsing: stopping an exclusive workload", "id", in.id, "generation", in.gen, "lapses_in", left.Round(time.Millisecond))
+	if err := s.stopInstanceWithin(in, "lease lapsed", left); err != nil {
 		s.log.Error("stopping an exclusive workload at the end of the lease", "id", in.id, "error", err)
 	}
 }

@@ -17,23 +17,23 @@ import (
 
 func TestLeaseRenewOnlyExtendsAndFollowsTerms(t *testing.T) {
 	var l lease
-	now := time.Now()
+	now := boottime()
 	if l.valid(now) {
 		t.Fatal("a lease never granted is valid")
 	}
-	if !l.renew(now.Add(5*time.Second), 3) || !l.valid(now) {
+	if !l.renew(now+5*time.Second, 3) || !l.valid(now) {
 		t.Fatal("a grant of 5 s does not hold")
 	}
-	if l.renew(now.Add(4*time.Second), 3) {
+	if l.renew(now+4*time.Second, 3) {
 		t.Fatal("a shorter grant shortened the lease")
 	}
-	if l.renew(now.Add(9*time.Second), 2) {
+	if l.renew(now+9*time.Second, 2) {
 		t.Fatal("a grant from an older term was taken")
 	}
-	if !l.renew(now.Add(6*time.Second), 4) || !l.expiry().Equal(now.Add(6*time.Second)) {
+	if !l.renew(now+6*time.Second, 4) || l.expiry() != now+6*time.Second {
 		t.Fatal("a grant from a newer term was not taken")
 	}
-	if l.valid(now.Add(6*time.Second - leaseKillWindow)) {
+	if l.valid(now + 6*time.Second - leaseKillWindow) {
 		t.Fatal("a lease is valid within its kill window")
 	}
 }
@@ -60,12 +60,12 @@ func TestHeartbeatAckRenewsFromSendTime(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	h := newHeartbeater("n1", []string{addr}, api.NewHTTPClient("tok", time.Second), time.Second, &l, fenceTerm.Load, hclog.NewNullLogger())
 
-	beat := func(ack func(api.Heartbeat) api.HeartbeatAck) time.Time {
+	beat := func(ack func(api.Heartbeat) api.HeartbeatAck) time.Duration {
 		answer.Store(ack)
 		h.mu.Lock()
 		h.seq++
-		sent := time.Now()
-		h.sent[h.seq] = sent
+		sent := boottime()
+		l.recordSent(h.seq, sent)
 		hb := api.Heartbeat{NodeID: "n1", Seq: h.seq, Term: fenceTerm.Load()}
 		h.mu.Unlock()
 		if err := h.send(context.Background(), addr, hb); err != nil {
@@ -73,12 +73,14 @@ func TestHeartbeatAckRenewsFromSendTime(t *testing.T) {
 		}
 		return sent
 	}
+	var firstSeq uint64
 	sent := beat(func(hb api.Heartbeat) api.HeartbeatAck {
+		firstSeq = hb.Seq
 		time.Sleep(50 * time.Millisecond) // a slow answer does not lengthen the lease
 		return api.HeartbeatAck{IsLeader: true, Term: 5, AckSeq: hb.Seq, LeaseMillis: 3000, Replicas: []string{"127.0.0.1:9"}}
 	})
-	if got := l.expiry(); !got.Equal(sent.Add(3 * time.Second)) {
-		t.Fatalf("lease until %v, want the send time plus 3 s (%v)", got, sent.Add(3*time.Second))
+	if got := l.expiry(); got != sent+3*time.Second {
+		t.Fatalf("lease until %v, want the send time plus 3 s (%v)", got, sent+3*time.Second)
 	}
 	h.mu.Lock()
 	learned := len(h.addrs) == 2
@@ -96,19 +98,16 @@ func TestHeartbeatAckRenewsFromSendTime(t *testing.T) {
 	beat(func(hb api.Heartbeat) api.HeartbeatAck {
 		return api.HeartbeatAck{Term: 5, AckSeq: 0, LeaseMillis: 3000} // nothing acknowledged yet
 	})
-	if !l.expiry().Equal(before) {
+	if l.expiry() != before {
 		t.Fatal("an acknowledgement that grants nothing renewed the lease")
 	}
 	// A follower passes on the leader's acknowledgement of an earlier round.
 	earlier := sent
-	h.mu.Lock()
-	firstSeq := uint64(1)
-	h.mu.Unlock()
 	beat(func(hb api.Heartbeat) api.HeartbeatAck {
 		return api.HeartbeatAck{Term: 5, AckSeq: firstSeq, LeaseMillis: 4000}
 	})
-	if got := l.expiry(); !got.Equal(earlier.Add(4 * time.Second)) {
-		t.Fatalf("lease until %v after a relayed acknowledgement of round 1, want %v", got, earlier.Add(4*time.Second))
+	if got := l.expiry(); got != earlier+4*time.Second {
+		t.Fatalf("lease until %v after a relayed acknowledgement of the first round, want %v", got, earlier+4*time.Second)
 	}
 }
 
@@ -122,11 +121,12 @@ func TestGuardKillsExclusiveGroupsWhenTheLeaseLapses(t *testing.T) {
 	waitFor(t, 5*time.Second, "both groups to form", func() bool {
 		return len(groupMembers(e)) >= 3 && len(groupMembers(p)) >= 3
 	})
+	g.announceExclusive("MO_INSTANCE=test:none:1")
 	g.add(e)
 	g.addExclusive(e, "MO_INSTANCE=test:none:1")
 	g.add(p)
 	lapse := time.Now().Add(300 * time.Millisecond)
-	g.setLease(lapse)
+	g.setLease(boottime() + 300*time.Millisecond)
 	waitFor(t, 5*time.Second, "the exclusive group killed", func() bool { return !running(e) || excl.ProcessState != nil })
 	_ = excl.Wait()
 	if !reapGroup(e, 5*time.Second) {
@@ -152,8 +152,14 @@ func TestExclusiveInstancesLiveUnderTheLease(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go ta.agent.sup.enforceLease(ctx, ta.agent.lease)
-	ta.agent.lease.renew(time.Now().Add(leaseKillWindow+1500*time.Millisecond), 1)
+	renewNow := func(d time.Duration) {
+		now := boottime()
+		ta.agent.lease.recordSent(7, now)
+		ta.agent.lease.renew(now+d, 1)
+	}
+	renewNow(leaseKillWindow + 1500*time.Millisecond)
 	excl.Generation = 2
+	excl.HeartbeatSeq = 7
 	resp := ta.mustStart(excl)
 	plain := ta.mustStart(sh("plain", "sleep 600", 1, 1))
 	if w, _ := ta.instance("solo"); !w.Exclusive {
@@ -169,9 +175,44 @@ func TestExclusiveInstancesLiveUnderTheLease(t *testing.T) {
 	if !running(plain.PID) {
 		t.Fatal("a workload that is not exclusive was stopped with the lease")
 	}
-	ta.agent.lease.renew(time.Now().Add(time.Minute), 1)
+	renewNow(time.Minute)
 	time.Sleep(3 * leaseCheckEvery)
 	if w, _ := ta.instance("solo"); w.State != api.InstanceStopped {
 		t.Fatalf("the exclusive instance is %s after the lease came back, want it left stopped", w.State)
+	}
+}
+
+// An exclusive start is refused (503), and recorded as that generation's
+// failed instance so the leader sees it never ran, when it comes from an
+// older leader than the lease's, names a heartbeat the agent never sent, or
+// comes too long after the heartbeat it names.
+func TestExclusiveStartRefusals(t *testing.T) {
+	ta := newTestAgent(t)
+	now := boottime()
+	ta.agent.lease.recordSent(10, now-api.ExclusiveStartWindow-time.Second)
+	ta.agent.lease.recordSent(11, now)
+	ta.agent.lease.renew(now+time.Minute, 5)
+	cases := []struct {
+		name      string
+		term, seq uint64
+	}{
+		{"a leader older than the lease's", 4, 11},
+		{"a heartbeat never sent", 5, 99},
+		{"a start long after its heartbeat", 5, 10},
+	}
+	for i, c := range cases {
+		req := sh("solo", "sleep 600", uint64(i+1), c.term)
+		req.Exclusive, req.HeartbeatSeq = true, c.seq
+		if code, _ := ta.start(req); code != http.StatusServiceUnavailable {
+			t.Fatalf("%s: answered %d, want 503", c.name, code)
+		}
+		if w, ok := ta.instance("solo"); !ok || w.State != api.InstanceFailed || w.Generation != uint64(i+1) {
+			t.Fatalf("%s: the refusal was not recorded as a failed instance of generation %d: %+v", c.name, i+1, w)
+		}
+	}
+	ok := sh("solo", "sleep 600", 9, 5)
+	ok.Exclusive, ok.HeartbeatSeq = true, 11
+	if resp := ta.mustStart(ok); !running(resp.PID) {
+		t.Fatal("a fresh exclusive start from the lease's leader did not run")
 	}
 }

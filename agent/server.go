@@ -146,7 +146,8 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 		code = http.StatusConflict
 	case errors.Is(err, errUnknownWorkload):
 		code = http.StatusNotFound
-	case errors.Is(err, errShuttingDown), errors.Is(err, errNoLease):
+	case errors.Is(err, errShuttingDown), errors.Is(err, errNoLease), errors.Is(err, errOldLease),
+		errors.Is(err, errNoGuard), errors.Is(err, errLateStart):
 		code = http.StatusServiceUnavailable
 	default:
 		s.log.Error("request failed", "error", err)

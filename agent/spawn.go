@@ -58,11 +58,27 @@ func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, b
 		_ = out.Close()
 		return api.AgentWorkload{}, false, errShuttingDown
 	}
+	if in.exclusive {
+		// Last look at the lease, just before the fork; the refusal is
+		// recorded as this generation's failed instance, so the leader
+		// sees that it never ran. The guard learns the tag before the fork,
+		// so that an agent paused right after it cannot leave it unguarded.
+		if err := s.leaseAdmits(req); err != nil {
+			s.forkMu.RUnlock()
+			_ = pr.Close()
+			_ = pw.Close()
+			return s.failed(sl, in, req, err, false)
+		}
+		s.guard.announceExclusive(s.instanceTag(in))
+	}
 	pid, err := syscall.ForkExec(path, argv, attr)
 	_ = pw.Close()
 	if err != nil {
 		s.forkMu.RUnlock()
 		_ = pr.Close()
+		if in.exclusive {
+			s.guard.withdrawExclusive(s.instanceTag(in))
+		}
 		return s.failed(sl, in, req, fmt.Errorf("exec %q: %w", path, err), isCommandFault(err))
 	}
 	s.mu.Lock()
@@ -189,7 +205,8 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 
 	// An exclusive instance that ends once the lease has lapsed was stopped
 	// for it, by the agent or, while the agent was paused, by the guard.
-	lapsed := in.exclusive && s.cfg.lease != nil && !time.Now().Before(s.cfg.lease.expiry())
+	// (SIGKILL from the guard; one that exits by itself meanwhile has exited).
+	lapsed := in.exclusive && s.cfg.lease != nil && boottime() >= s.cfg.lease.expiry() && code != nil && *code == 128+int(syscall.SIGKILL)
 	s.mu.Lock()
 	if errMsg == "" && (in.leaseStop || lapsed) {
 		errMsg = leaseLapsedMsg

@@ -223,8 +223,8 @@ func (s *supervisor) Start(req api.StartRequest) (w api.AgentWorkload, started b
 	if err := s.cfg.fence.check(req.Term); err != nil {
 		return w, false, err
 	}
-	if req.Exclusive && !s.awaitLease() {
-		return w, false, errNoLease
+	if req.Exclusive {
+		s.awaitLease() // spawn decides, holding the slot
 	}
 	sl, err := s.acquire(req.ID, true)
 	if err != nil {

@@ -45,7 +45,16 @@ type StartRequest struct {
 	// Exclusive instances run only while the agent holds a lease from the
 	// leader: the agent kills them when the lease lapses.
 	Exclusive bool `json:"exclusive,omitempty"`
+	// HeartbeatSeq, for an exclusive start, is the newest heartbeat of the
+	// node the leader had recorded: the agent starts nothing later than
+	// ExclusiveStartWindow after it sent that heartbeat, so a start that
+	// arrives late (the leader gave up on it) never runs.
+	HeartbeatSeq uint64 `json:"heartbeat_seq,omitempty"`
 }
+
+// ExclusiveStartWindow bounds how long after the heartbeat named in a start
+// request an agent may still start an exclusive instance for it.
+const ExclusiveStartWindow = 4 * time.Second
 
 // StartResponse is the answer to a start request.
 type StartResponse struct {

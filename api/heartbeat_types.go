@@ -2,12 +2,16 @@ package api
 
 // Heartbeat is the body of POST /nodes/{id}/heartbeat, which every agent
 // sends to every replica it knows about once a HeartbeatInterval. Seq grows
-// by one with each round, so that an acknowledgement names the round it
-// answers; Term is the highest leader term the agent has obeyed.
+// by one with each round (and across restarts of the agent), so that an
+// acknowledgement names the round it answers; Term is the highest leader
+// term the agent has obeyed (a replica leading an older term does not
+// acknowledge it); LeaseMillis is the longest lease the agent has been
+// granted, so that a leader configured with a shorter one waits that long.
 type Heartbeat struct {
-	NodeID string `json:"node_id"`
-	Seq    uint64 `json:"seq"`
-	Term   uint64 `json:"term"`
+	NodeID      string `json:"node_id"`
+	Seq         uint64 `json:"seq"`
+	Term        uint64 `json:"term"`
+	LeaseMillis int64  `json:"lease_ms,omitempty"`
 }
 
 // HeartbeatAck is the answer to a heartbeat. AckSeq is the newest heartbeat
@@ -32,6 +36,8 @@ type HeartbeatAck struct {
 type HeartbeatRelay struct {
 	From  string            `json:"from"`
 	Beats map[string]uint64 `json:"beats"`
+	// LeaseMillis is the longest lease those agents reported holding.
+	LeaseMillis int64 `json:"lease_ms,omitempty"`
 }
 
 // HeartbeatRelayAck is the leader's answer to a relay: the heartbeats it

@@ -59,7 +59,7 @@ type RecoveryConfig struct {
 }
 
 // DefaultLease is the default agent lease (--agent-lease).
-const DefaultLease = 6 * time.Second
+const DefaultLease = 7 * time.Second
 
 // DefaultConfig returns a configuration with the documented defaults.
 func DefaultConfig() Config {
@@ -108,8 +108,8 @@ func (c *Config) Validate() error {
 	if c.Health.Interval <= 0 || c.Health.Timeout <= 0 || c.Recovery.Interval <= 0 || c.SaveInterval <= 0 {
 		return errors.New("intervals and timeouts must be positive")
 	}
-	if c.Lease < time.Second {
-		return errors.New("--agent-lease must be at least 1s")
+	if c.Lease < 3*time.Second {
+		return errors.New("--agent-lease must be at least 3s (agents stop exclusive workloads 0.5s before it lapses, and heartbeat every second)")
 	}
 	if c.Recovery.MaxAttempts < 1 {
 		return errors.New("--max-attempts must be at least 1")

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -29,16 +30,37 @@ func heartbeatPath(p string) bool {
 // of each node not yet relayed to the leader, and the leader's latest
 // acknowledgement of each node's relayed heartbeats.
 type beatBook struct {
-	mu     sync.Mutex
-	heard  map[string]uint64 // not yet relayed
-	acks   map[string]uint64
-	term   uint64 // the leader term of the acks
-	leader string
-	lease  int64 // milliseconds
+	mu        sync.Mutex
+	heard     map[string]heardBeat // not yet relayed
+	acks      map[string]uint64
+	term      uint64 // the leader term of the acks
+	leader    string
+	lease     int64 // milliseconds, as the leader grants it
+	leaseSeen int64 // the longest lease agents reported holding (milliseconds)
 }
 
+// heardBeat is the newest heartbeat of a node and when it arrived.
+type heardBeat struct {
+	seq uint64
+	at  time.Time
+}
+
+// relayFresh is how old a heartbeat may be and still be relayed: the leader
+// takes a relayed heartbeat for one heard just now.
+const relayFresh = time.Second
+
 func newBeatBook() *beatBook {
-	return &beatBook{heard: map[string]uint64{}, acks: map[string]uint64{}}
+	return &beatBook{heard: map[string]heardBeat{}, acks: map[string]uint64{}}
+}
+
+// noteLease raises the longest lease seen to ms.
+func noteLease(seen *atomic.Int64, ms int64) {
+	for {
+		cur := seen.Load()
+		if ms <= cur || seen.CompareAndSwap(cur, ms) {
+			return
+		}
+	}
 }
 
 // handleHeartbeat answers POST /nodes/{id}/heartbeat. The leader records the
@@ -58,7 +80,8 @@ func (r *Replica) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps h
 	}
 	ack := api.HeartbeatAck{Replicas: r.replicaAddrs()}
 	if ls := r.currentLeader(); ls != nil && r.IsLeader() && hb.Term <= ls.term {
-		if !ls.health.NoteHeartbeat(id, time.Now(), "") {
+		noteLease(&r.leaseSeen, hb.LeaseMillis)
+		if !ls.health.NoteHeartbeat(id, time.Now(), "", hb.Seq) {
 			api.WriteError(w, http.StatusNotFound, "node "+id+" is not registered (yet) with the leader")
 			return
 		}
@@ -75,16 +98,21 @@ func (r *Replica) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps h
 	}
 	b := r.beats
 	b.mu.Lock()
-	if hb.Seq > b.heard[id] {
-		b.heard[id] = hb.Seq
+	if hb.Seq > b.heard[id].seq {
+		b.heard[id] = heardBeat{seq: hb.Seq, at: time.Now()}
 	}
+	if hb.Seq < b.acks[id] {
+		delete(b.acks, id) // not a later run of the agent's: the ack is not for it
+	}
+	b.leaseSeen = max(b.leaseSeen, hb.LeaseMillis)
 	ack.Leader, ack.Term, ack.AckSeq, ack.LeaseMillis = b.leader, b.term, b.acks[id], b.lease
 	b.mu.Unlock()
 	api.WriteJSON(w, http.StatusOK, ack)
 }
 
 // handleHeartbeatRelay answers POST /cluster/heartbeats, a follower's relay,
-// on the leader: every node named was heard by that follower just now.
+// on the leader: every node named was heard by that follower within the
+// last relayFresh.
 func (r *Replica) handleHeartbeatRelay(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 	var rel api.HeartbeatRelay
 	if code, err := api.DecodeJSON(w, req, &rel); err != nil {
@@ -96,10 +124,11 @@ func (r *Replica) handleHeartbeatRelay(w http.ResponseWriter, req *http.Request,
 		noLeader(w, "this replica is not (yet) an established leader")
 		return
 	}
+	noteLease(&r.leaseSeen, rel.LeaseMillis)
 	now := time.Now()
 	out := api.HeartbeatRelayAck{Term: ls.term, Leader: r.cfg.ID, LeaseMillis: r.cfg.Lease.Milliseconds(), Acks: make(map[string]uint64, len(rel.Beats))}
 	for node, seq := range rel.Beats {
-		if ls.health.NoteHeartbeat(node, now, rel.From) {
+		if ls.health.NoteHeartbeat(node, now, rel.From, seq) {
 			out.Acks[node] = seq
 		}
 	}
@@ -121,30 +150,36 @@ func (r *Replica) relayLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		b := r.beats
+		now := time.Now()
+		b.mu.Lock()
 		if r.IsLeader() {
+			b.heard = map[string]heardBeat{} // heard directly now
+			b.mu.Unlock()
 			continue
 		}
-		b := r.beats
-		b.mu.Lock()
-		beats := b.heard
-		if len(beats) > 0 {
-			b.heard = map[string]uint64{}
+		beats := make(map[string]uint64, len(b.heard))
+		for n, hb := range b.heard {
+			if now.Sub(hb.at) <= relayFresh {
+				beats[n] = hb.seq
+			} else {
+				delete(b.heard, n) // too old to say the node is alive now
+			}
 		}
+		leaseSeen := b.leaseSeen
 		b.mu.Unlock()
 		if len(beats) == 0 {
 			continue
 		}
-		ack, err := r.relay(ctx, beats)
+		ack, err := r.relay(ctx, beats, leaseSeen)
 		b.mu.Lock()
-		if err != nil {
-			// Keep them for the next try, unless newer ones came meanwhile.
-			for n, s := range beats {
-				if s > b.heard[n] {
-					b.heard[n] = s
-				}
+		for n, s := range beats {
+			if err == nil && b.heard[n].seq == s {
+				delete(b.heard, n) // relayed; kept otherwise, while fresh, for the next try
 			}
-		} else {
-			if ack.Term != b.term {
+		}
+		if err == nil && ack.Term >= b.term {
+			if ack.Term > b.term {
 				b.acks = map[string]uint64{}
 				b.term = ack.Term
 			}
@@ -163,7 +198,7 @@ func (r *Replica) relayLoop(ctx context.Context) {
 }
 
 // relay sends one batch of heartbeats to the leader.
-func (r *Replica) relay(ctx context.Context, beats map[string]uint64) (api.HeartbeatRelayAck, error) {
+func (r *Replica) relay(ctx context.Context, beats map[string]uint64, leaseSeen int64) (api.HeartbeatRelayAck, error) {
 	var ack api.HeartbeatRelayAck
 	_, addr := r.leaderHTTP()
 	if addr == "" || addr == r.cfg.AdvertiseHTTP {
@@ -172,7 +207,7 @@ func (r *Replica) relay(ctx context.Context, beats map[string]uint64) (api.Heart
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	// A replica that is not the leader any more forwards it one hop at most.
-	err := api.PostJSON(cctx, r.client, "http://"+addr+"/cluster/heartbeats", api.HeartbeatRelay{From: r.cfg.ID, Beats: beats}, &ack)
+	err := api.PostJSON(cctx, r.client, "http://"+addr+"/cluster/heartbeats", api.HeartbeatRelay{From: r.cfg.ID, Beats: beats, LeaseMillis: leaseSeen}, &ack)
 	return ack, err
 }
 

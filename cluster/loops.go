@@ -21,10 +21,13 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 		Interval:    r.cfg.Recovery.Interval,
 		MaxAttempts: r.cfg.Recovery.MaxAttempts,
 		Lease:       r.cfg.Lease,
-		CPULimit:    r.cfg.Recovery.CPULimit,
-		Logger:      r.log.Named("recovery"),
-		OnEvent:     r.recoveryEvent(ls),
-		OnAttempt:   r.metrics.observeRecovery,
+		ReportedLease: func() time.Duration {
+			return time.Duration(r.leaseSeen.Load()) * time.Millisecond
+		},
+		CPULimit:  r.cfg.Recovery.CPULimit,
+		Logger:    r.log.Named("recovery"),
+		OnEvent:   r.recoveryEvent(ls),
+		OnAttempt: r.metrics.observeRecovery,
 		// A report can be as old as one health check: as long as that
 		// before an instance missing from it counts as lost.
 		MissingGrace: hc.Timeout + 500*time.Millisecond,
@@ -126,5 +129,6 @@ func (h healthView) NodeView(id string) (recovery.NodeView, bool) {
 	if nh.ConsecutiveFailures > 0 && status == api.NodeOnline {
 		status = api.NodeDegraded
 	}
-	return recovery.NodeView{Status: status, CPU: nh.CPU, Checked: nh.Answered, LastHeard: nh.LastHeard}, true
+	return recovery.NodeView{Status: status, CPU: nh.CPU, Checked: nh.Answered, LastHeard: nh.LastHeard,
+		LastSeq: nh.LastSeq, SeqHeard: nh.SeqHeard}, true
 }

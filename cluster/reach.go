@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/micro-orchestrator/mo/health"
 )
 
 // Handing leadership to a replica that reaches the nodes this leader cannot.
@@ -36,8 +38,11 @@ func (r *Replica) reachLoop(ctx context.Context, ls *leaderState) {
 		}
 		via := map[string]int{}
 		held := 0
+		now := time.Now()
 		for _, nh := range ls.health.Snapshot() {
-			if nh.HeldAlive && nh.HeardVia != "" {
+			// Alive, failing this leader's checks, and heard only through
+			// others lately: this leader is the one cut off from it.
+			if nh.HeldAlive && nh.HeardVia != "" && now.Sub(nh.LastHeardDirect) > health.DefaultAliveWindow {
 				held++
 				via[nh.HeardVia]++
 			}

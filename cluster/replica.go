@@ -39,8 +39,9 @@ type Replica struct {
 	listener  net.Listener
 	seq       atomic.Uint64 // last workload sequence number handed out (leader)
 	restore   *fsm.State
-	beats     *beatBook  // heartbeats heard while following
-	confirm   *confirmer // leadership confirmed before a heartbeat is acknowledged
+	beats     *beatBook    // heartbeats heard while following
+	confirm   *confirmer   // leadership confirmed before a heartbeat is acknowledged
+	leaseSeen atomic.Int64 // the longest agent lease reported to this replica as leader (milliseconds)
 
 	mu                sync.Mutex
 	leader            *leaderState // non-nil while this replica leads

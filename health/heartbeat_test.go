@@ -13,10 +13,10 @@ func TestSilentNodeIsCheckedAtOnce(t *testing.T) {
 	h := newHarness(t, []string{"n1", "n2"}, nil)
 	h.run()
 	h.waitChecked(h.round(0), "n1", "n2")
-	if !h.m.NoteHeartbeat("n1", h.clock.Now(), "") {
+	if !h.m.NoteHeartbeat("n1", h.clock.Now(), "", 1) {
 		t.Fatal("a heartbeat of a known node was refused")
 	}
-	if h.m.NoteHeartbeat("nope", h.clock.Now(), "") {
+	if h.m.NoteHeartbeat("nope", h.clock.Now(), "", 1) {
 		t.Fatal("a heartbeat of an unknown node was taken")
 	}
 	for step := watchEvery; step <= h.cfg.SuspectAfter; step += watchEvery {
@@ -42,10 +42,10 @@ func TestHeardNodeStaysDegraded(t *testing.T) {
 	h := newHarness(t, []string{"n1"}, nil)
 	h.store.runWorkload(t, "w1", "n1")
 	h.checker.setDown("n1", true)
-	h.m.NoteHeartbeat("n1", h.clock.Now(), "s2") // not yet running: ignored
+	h.m.NoteHeartbeat("n1", h.clock.Now(), "s2", 1) // not yet running: ignored
 	h.run()
 	h.waitChecked(h.round(0), "n1")
-	h.m.NoteHeartbeat("n1", h.clock.Now(), "s2")
+	h.m.NoteHeartbeat("n1", h.clock.Now(), "s2", 1)
 	h.waitStatus("n1", api.NodeDegraded)
 	h.clock.AdvanceTo(h.at(h.cfg.ConfirmDelay))
 	eventually(t, "the confirm check", func() bool { return len(h.checker.callTimes("n1")) >= 2 })

@@ -420,6 +420,9 @@ func (l *loop) handle(r result) {
 // record applies one check's result to a node; the caller holds Monitor.mu.
 func (m *Monitor) record(ns *nodeState, r result) {
 	h := &ns.h
+	if r.err != nil && r.start.Before(h.LastAnswer) {
+		return // overlapping checks: a later one was answered, this failure is stale
+	}
 	h.Checked = true
 	h.LastCheck = r.end
 	slow := false

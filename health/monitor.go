@@ -190,19 +190,29 @@ func (m *Monitor) Snapshot() []NodeHealth {
 	return out
 }
 
-// NoteHeartbeat records that a heartbeat of the node reached this leader at
-// at, relayed by the replica via ("" when direct). It is cheap and safe to
-// call from HTTP handlers. It reports false, recording nothing, for a node
-// the monitor does not know (yet).
-func (m *Monitor) NoteHeartbeat(id string, at time.Time, via string) bool {
+// NoteHeartbeat records that heartbeat seq of the node reached this leader
+// at at, relayed by the replica via ("" when direct). It is cheap and safe
+// to call from HTTP handlers. It reports false, recording nothing, for a
+// node the monitor does not know (yet).
+func (m *Monitor) NoteHeartbeat(id string, at time.Time, via string, seq uint64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ns, ok := m.nodes[id]
-	if ok && at.After(ns.h.LastHeard) {
-		ns.h.LastHeard, ns.h.HeardVia = at, via
+	if !ok {
+		return false
+	}
+	h := &ns.h
+	if at.After(h.LastHeard) {
+		h.LastHeard, h.HeardVia = at, via
 		m.tracking.Store(true)
 	}
-	return ok
+	if via == "" && at.After(h.LastHeardDirect) {
+		h.LastHeardDirect = at
+	}
+	if seq > h.LastSeq {
+		h.LastSeq, h.SeqHeard = seq, at
+	}
+	return true
 }
 
 // alive reports whether a heartbeat of the node arrived within AliveWindow

@@ -39,6 +39,12 @@ type NodeHealth struct {
 	// HeardVia is the replica that relayed the latest heartbeat; "" when the
 	// agent reached this leader itself.
 	HeardVia string
+	// LastHeardDirect is when the latest heartbeat that the agent sent to
+	// this leader itself arrived; zero if none did.
+	LastHeardDirect time.Time
+	// LastSeq is the newest heartbeat seq recorded, first heard at SeqHeard.
+	LastSeq  uint64
+	SeqHeard time.Time
 	// HeldAlive is set while failed checks would make the node offline but
 	// its heartbeats show it alive.
 	HeldAlive bool

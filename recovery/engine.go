@@ -29,6 +29,9 @@ type NodeView struct {
 	// LastHeard is when the node's latest heartbeat reached this leader
 	// (zero if none did): the anchor of its lease.
 	LastHeard time.Time
+	// LastSeq is the newest heartbeat recorded, first heard at SeqHeard.
+	LastSeq  uint64
+	SeqHeard time.Time
 }
 
 // HealthView answers the latest health view of a node.
@@ -54,8 +57,11 @@ type Config struct {
 	StableAfter         time.Duration // a workload running this long has its failed attempts cleared (10m)
 	MassFailureMinNodes int           // the mass-failure guard applies from this many nodes (5)
 	MassFailureFraction float64       // pause evictions when more than this fraction is offline (0.5)
-	Lease               time.Duration // the agents' lease for exclusive workloads (6s)
-	Logger              hclog.Logger
+	Lease               time.Duration // the agents' lease for exclusive workloads (7s)
+	// ReportedLease, when set, returns the longest lease agents reported
+	// holding; the engine counts with it when it is longer than Lease.
+	ReportedLease func() time.Duration
+	Logger        hclog.Logger
 	// OnEvent, when set, is told of notable decisions (recovered, permanently
 	// failed, stray stopped, evictions paused); it must not block.
 	OnEvent func(kind, workload, node, msg string)
@@ -96,7 +102,7 @@ func (c *Config) defaults() {
 		c.MassFailureMinNodes = 5
 	}
 	if c.Lease <= 0 {
-		c.Lease = 6 * time.Second
+		c.Lease = 7 * time.Second
 	}
 	if c.MassFailureFraction <= 0 {
 		c.MassFailureFraction = 0.5
@@ -141,10 +147,12 @@ type Engine struct {
 
 	stopSem     chan struct{}
 	wg          sync.WaitGroup
-	lastRefresh time.Time // only touched by the Run goroutine
-	started     time.Time // when Run started; set before any pass
-	wantPlace   bool      // a Kick asked for a full pass
-	nextWake    time.Time // a pass asked for then (exclusive workloads waiting for a lease); guarded by mu
+	lastRefresh time.Time             // only touched by the Run goroutine
+	started     time.Time             // when Run started; set before any pass
+	wantPlace   bool                  // a Kick asked for a full pass
+	nextWake    time.Time             // a pass asked for then (exclusive workloads waiting); guarded by mu
+	wakeTimer   *time.Timer           // fires at nextWake; guarded by mu
+	bounds      map[string]startBound // exclusive starts sent by this leader; guarded by mu
 }
 
 // Stats are the engine's counters since it started leading.
@@ -166,6 +174,7 @@ func New(cfg Config, store Store, health HealthView, agents Agents) *Engine {
 		kick:     make(chan struct{}, 1),
 		inflight: map[string]bool{}, failedOn: map[string]string{},
 		observed: map[string]observation{}, dirty: map[string]bool{}, stopping: map[string]bool{},
+		bounds:  map[string]startBound{},
 		stopSem: make(chan struct{}, cfg.Concurrency),
 	}
 }
@@ -210,6 +219,7 @@ func (e *Engine) Stats() Stats {
 // agent calls it started.
 func (e *Engine) Run(ctx context.Context) {
 	defer e.wg.Wait()
+	defer e.stopWake()
 	e.started = time.Now()
 	t := time.NewTicker(e.cfg.Interval)
 	defer t.Stop()
@@ -328,6 +338,17 @@ func (e *Engine) place(ctx context.Context) {
 	now := time.Now()
 	var waitUntil time.Time
 	e.store.Read(func(s *fsm.State) {
+		// add takes a workload to place, unless it is exclusive and its
+		// last node may still run it.
+		add := func(wk work) {
+			if wait, until := e.exclusiveWait(s, wk.w, observed, now); wait {
+				if waitUntil.IsZero() || until.Before(waitUntil) {
+					waitUntil = until
+				}
+				return
+			}
+			todo = append(todo, wk)
+		}
 		queued := make(map[string]time.Time, len(s.RecoveryQueue))
 		for _, q := range s.RecoveryQueue {
 			queued[q.WorkloadID] = q.Since
@@ -352,19 +373,13 @@ func (e *Engine) place(ctx context.Context) {
 			if e.isInflight(id) {
 				continue
 			}
-			if wait, until := e.exclusiveWait(s, w, observed, now); wait {
-				if waitUntil.IsZero() || until.Before(waitUntil) {
-					waitUntil = until
-				}
-				continue
-			}
 			switch {
 			case w.State == api.StateFailed:
 				if since, ok := queued[id]; ok {
-					todo = append(todo, work{w: fsm.CopyWorkload(w), since: since})
+					add(work{w: fsm.CopyWorkload(w), since: since})
 				}
 			case w.State == api.StatePending && w.Node == "":
-				todo = append(todo, work{w: fsm.CopyWorkload(w), since: queued[id]})
+				add(work{w: fsm.CopyWorkload(w), since: queued[id]})
 			case w.State == api.StatePending:
 				// An intent without an outcome, left by an earlier leader or a
 				// start abandoned half-way: look at what the node reports.
@@ -372,12 +387,12 @@ func (e *Engine) place(ctx context.Context) {
 				obs, seen := observed[w.Node]
 				switch {
 				case !ok || n.Status == api.NodeOffline:
-					todo = append(todo, work{w: fsm.CopyWorkload(w), since: queued[id]})
+					add(work{w: fsm.CopyWorkload(w), since: queued[id]})
 				case seen && obs.at.After(laterOf(w.UpdatedAt, e.started)):
 					if inst, ok := findInstance(obs.status, id); ok && inst.Generation == w.Generation && inst.State == api.InstanceRunning {
 						outcomes = append(outcomes, fsm.Outcome{ID: id, Generation: w.Generation, Running: true, PID: inst.PID})
 					} else {
-						todo = append(todo, work{w: fsm.CopyWorkload(w), since: queued[id]})
+						add(work{w: fsm.CopyWorkload(w), since: queued[id]})
 					}
 				}
 			}
@@ -500,10 +515,16 @@ func (e *Engine) start(ctx context.Context, w *api.Workload, node Candidate, gen
 	}
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.StartTimeout)
 	defer cancel()
-	resp, err := e.agents.Start(cctx, node.Address, api.StartRequest{
+	req := api.StartRequest{
 		ID: w.ID, Name: w.Name, Command: w.Command, Args: w.Args, Env: w.Env, Generation: gen, Term: e.cfg.Term,
 		Exclusive: w.Exclusive,
-	})
+	}
+	if w.Exclusive {
+		v, _ := e.health.NodeView(node.ID)
+		req.HeartbeatSeq = v.LastSeq
+		e.noteStart(w.ID, gen, v.SeqHeard)
+	}
+	resp, err := e.agents.Start(cctx, node.Address, req)
 	if err == nil {
 		e.mu.Lock()
 		delete(e.failedOn, w.ID)

@@ -14,8 +14,17 @@ func leaseMargin(lease time.Duration) time.Duration {
 	return 500*time.Millisecond + lease/20
 }
 
+// lease returns the lease to count with: this leader's, or a longer one that
+// agents reported holding (a replica configured otherwise granted it).
+func (e *Engine) lease() time.Duration {
+	if e.cfg.ReportedLease != nil {
+		return max(e.cfg.Lease, e.cfg.ReportedLease())
+	}
+	return e.cfg.Lease
+}
+
 // leaseLapse returns when the lease of a node has surely lapsed: the latest
-// heartbeat this leader acknowledged (or, if later, the moment it started
+// heartbeat this leader recorded (or, if later, the moment it started
 // leading, since an earlier leader may have acknowledged one just before),
 // plus the lease and the margin.
 func (e *Engine) leaseLapse(node string) time.Time {
@@ -23,16 +32,27 @@ func (e *Engine) leaseLapse(node string) time.Time {
 	if v, ok := e.health.NodeView(node); ok && v.LastHeard.After(anchor) {
 		anchor = v.LastHeard
 	}
-	return anchor.Add(e.cfg.Lease + leaseMargin(e.cfg.Lease))
+	l := e.lease()
+	return anchor.Add(l + leaseMargin(l))
+}
+
+// startBound is, for an exclusive start this leader sent, the moment after
+// which that generation can no longer start on its node: the agent refuses
+// a start more than api.ExclusiveStartWindow after the heartbeat the request
+// names, and this leader heard that heartbeat at or after it was sent.
+type startBound struct {
+	gen   uint64
+	after time.Time
 }
 
 // exclusiveWait tells whether an exclusive workload must wait before it is
 // started anywhere, and until when: while the node it was last placed on may
-// still run an instance. That node may not, once it is gone from the state,
-// once its latest report shows the placed generation ended (a generation
-// runs at most once), once a report well after the last change shows no
-// instance at all, or once its lease has surely lapsed (its agent has then
-// killed it).
+// still run an instance, or start one. That node may not, once it is gone
+// from the state, once its report shows the placed generation (or a later
+// one) ended (a generation runs at most once), once a report from a check
+// that began after this leader's start of that generation could no longer
+// land shows no instance running, or once its lease has surely lapsed (its
+// agent has killed it, and starts nothing so late).
 func (e *Engine) exclusiveWait(s *fsm.State, w *api.Workload, observed map[string]observation, now time.Time) (bool, time.Time) {
 	if !w.Exclusive || w.Node == "" {
 		return false, time.Time{}
@@ -40,12 +60,22 @@ func (e *Engine) exclusiveWait(s *fsm.State, w *api.Workload, observed map[strin
 	if _, ok := s.Nodes[w.Node]; !ok {
 		return false, time.Time{}
 	}
-	if obs, ok := observed[w.Node]; ok && obs.at.After(w.UpdatedAt) {
-		inst, found := findInstance(obs.status, w.ID)
-		switch {
-		case found && inst.State != api.InstanceRunning && inst.Generation >= w.Generation:
+	obs, seen := observed[w.Node]
+	var inst api.AgentWorkload
+	found := false
+	if seen {
+		inst, found = findInstance(obs.status, w.ID)
+		if found && inst.State != api.InstanceRunning && inst.Generation >= w.Generation {
 			return false, time.Time{}
-		case !found && obs.at.After(w.UpdatedAt.Add(e.cfg.MissingGrace)):
+		}
+	}
+	e.mu.Lock()
+	b, bounded := e.bounds[w.ID]
+	e.mu.Unlock()
+	if bounded && b.gen == w.Generation {
+		// A report counts from a check that began after the bound: it
+		// answered at obs.at, at most MissingGrace after it began.
+		if seen && obs.at.After(b.after.Add(e.cfg.MissingGrace)) && !(found && inst.State == api.InstanceRunning) {
 			return false, time.Time{}
 		}
 	}
@@ -56,14 +86,21 @@ func (e *Engine) exclusiveWait(s *fsm.State, w *api.Workload, observed map[strin
 	return true, lapse
 }
 
+// noteStart records the bound of an exclusive start about to be sent.
+func (e *Engine) noteStart(id string, gen uint64, heard time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.bounds[id] = startBound{gen: gen, after: heard.Add(api.ExclusiveStartWindow)}
+}
+
 // leased reports whether a node can hold a lease for exclusive workloads:
 // its heartbeats reach this leader.
 func (e *Engine) leased(node string, now time.Time) bool {
 	v, ok := e.health.NodeView(node)
-	return ok && !v.LastHeard.IsZero() && now.Sub(v.LastHeard) < e.cfg.Lease/2
+	return ok && !v.LastHeard.IsZero() && now.Sub(v.LastHeard) < e.lease()/2
 }
 
-// wakeAt asks for a pass at t (the earliest of those asked for wins).
+// wakeAt asks for a pass at t; one timer serves, set to the earliest time asked.
 func (e *Engine) wakeAt(t time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -71,5 +108,19 @@ func (e *Engine) wakeAt(t time.Time) {
 		return
 	}
 	e.nextWake = t
-	time.AfterFunc(time.Until(t)+10*time.Millisecond, e.Kick)
+	d := time.Until(t) + 10*time.Millisecond
+	if e.wakeTimer == nil {
+		e.wakeTimer = time.AfterFunc(d, e.Kick)
+	} else {
+		e.wakeTimer.Reset(d)
+	}
+}
+
+// stopWake stops the wake-up timer (when leadership ends).
+func (e *Engine) stopWake() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.wakeTimer != nil {
+		e.wakeTimer.Stop()
+	}
 }

@@ -86,7 +86,6 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs.StringVar(&tokenFile, "token-file", "", "read the cluster token from `FILE` (keeps it out of ps and the environment)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow running without a token: anyone who reaches the agent can run commands")
 	fs.DurationVar(&cfg.StopGrace, "stop-grace", agent.DefaultStopGrace, "wait between SIGTERM and SIGKILL when stopping a workload")
-	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", agent.DefaultHeartbeatInterval, "how often to send a heartbeat to every scheduler replica (the leader acknowledges it and renews the node's lease)")
 	fs.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", agent.DefaultLogMaxBytes, "cap of each workload's output.log in `BYTES`; over it the oldest half is dropped")
 	fs.StringVar(&cfg.CPUFile, "cpu-file", "", "failure-drill hook: report the number (percent) in this `FILE` as cpu_usage at each sample instead of measuring /proc/stat; leave unset in production")
 	fs.BoolVar(&logJSON, "log-json", false, "log in JSON")
