@@ -24,10 +24,10 @@ type heartbeater struct {
 	term     func() uint64 // the highest leader term obeyed
 	log      hclog.Logger
 
-	mu    sync.Mutex
-	addrs []string // replica addresses: --join plus those the replicas name
-	seq     uint64 // starts from the clock, so that it grows across restarts
-	granted int64  // the longest lease granted, in milliseconds
+	mu      sync.Mutex
+	addrs   []string // replica addresses: --join plus those the replicas name
+	seq     uint64   // starts from the clock, so that it grows across restarts
+	granted int64    // the longest lease granted, in milliseconds
 }
 
 func newHeartbeater(id string, join []string, client *http.Client, interval time.Duration, l *lease, term func() uint64, log hclog.Logger) *heartbeater {
