@@ -324,8 +324,7 @@ func (l *loop) startSuspicions() {
 	now := m.cfg.Clock.Now()
 	b := &batch{start: now}
 	m.mu.Lock()
-	for _, id := range m.sortedIDs() {
-		ns := m.nodes[id]
+	for id, ns := range m.nodes { // every 100 ms: no sorting, order does not matter
 		heard := ns.h.LastHeard
 		if heard.IsZero() || now.Sub(heard) <= m.cfg.SuspectAfter || ns.decided == api.NodeOffline || ns.suspected.Equal(heard) {
 			continue
