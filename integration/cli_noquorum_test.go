@@ -20,6 +20,20 @@ func TestCLIExplainsQuorumLoss(t *testing.T) {
 	tc := newTestCluster(t)
 	tc.startReplicas(3)
 	survivor := tc.followers()[0]
+	// The survivor must know every voter's HTTP address (each replica
+	// records its own through raft once it has joined) before the others die.
+	waitFor(t, 20*time.Second, "the survivor to know every replica's HTTP address", func() bool {
+		var s api.ReplicaSelf
+		if tc.c.getJSON(survivor.http, "/cluster/self", &s) != nil || len(s.Voters) != 3 {
+			return false
+		}
+		for _, v := range s.Voters {
+			if v.HTTP == "" {
+				return false
+			}
+		}
+		return true
+	})
 	var dead []*replica
 	for _, r := range tc.replicas {
 		if r != survivor {
