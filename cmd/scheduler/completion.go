@@ -28,6 +28,9 @@ _scheduler() {
         --state|-state) COMPREPLY=($(compgen -W "$("$bin" __complete states 2>/dev/null)" -- "$cur")); return ;;
         --node|-node) COMPREPLY=($(compgen -W "$("$bin" __complete nodes 2>/dev/null)" -- "$cur")); return ;;
         --tail|-tail) COMPREPLY=($(compgen -W "all 10 100 1000" -- "$cur")); return ;;
+        --role|-role) COMPREPLY=($(compgen -W "server agent cli" -- "$cur")); return ;;
+        --dir|-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --ca|-ca|--ca-key|-ca-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$("$bin" __complete flags "$cmd" 2>/dev/null)" -- "$cur"))
@@ -38,6 +41,7 @@ _scheduler() {
         help) COMPREPLY=($(compgen -W "$("$bin" __complete commands 2>/dev/null)" -- "$cur")) ;;
         completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
         backup) COMPREPLY=($(compgen -f -- "$cur")) ;;
+        tls) case $COMP_CWORD in 2) COMPREPLY=($(compgen -W "ca cert" -- "$cur")) ;; 3) COMPREPLY=($(compgen -W "create" -- "$cur")) ;; esac ;;
     esac
 }
 complete -F _scheduler scheduler
@@ -57,6 +61,9 @@ _scheduler() {
         --state|-state) compadd -- ${(f)"$($bin __complete states 2>/dev/null)"}; return ;;
         --node|-node) compadd -- ${(f)"$($bin __complete nodes 2>/dev/null)"}; return ;;
         --tail|-tail) compadd -- all 10 100 1000; return ;;
+        --role|-role) compadd -- server agent cli; return ;;
+        --dir|-dir) _files -/; return ;;
+        --ca|-ca|--ca-key|-ca-key) _files; return ;;
     esac
     if [[ ${words[CURRENT]} == -* ]]; then
         compadd -- ${(f)"$($bin __complete flags $cmd 2>/dev/null)"}
@@ -67,6 +74,7 @@ _scheduler() {
         help) compadd -- ${(f)"$($bin __complete commands 2>/dev/null)"} ;;
         completion) compadd -- bash zsh ;;
         backup) _files ;;
+        tls) case $CURRENT in 3) compadd -- ca cert ;; 4) compadd -- create ;; esac ;;
     esac
 }
 # autoloaded from fpath: complete now; sourced: only define it

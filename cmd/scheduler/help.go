@@ -33,6 +33,14 @@ var examples = map[string][]string{
 		"source <(scheduler completion bash)     # in ~/.bashrc",
 		"scheduler completion zsh > \"${fpath[1]}/_scheduler\"",
 	},
+	"tls": {
+		"scheduler tls ca create --dir /etc/mo/tls",
+		"scheduler tls cert create --role server --dir /etc/mo/tls --ip 10.0.0.11 --dns s1.example.com",
+		"scheduler tls cert create --role agent --dir /etc/mo/tls",
+		"scheduler tls cert create --role cli --dir ~/.mo --ca /etc/mo/tls/ca.pem --ca-key /etc/mo/tls/ca-key.pem",
+	},
+	"tls ca create":   {"scheduler tls ca create --dir /etc/mo/tls", "scheduler tls ca create --dir /etc/mo/tls --days 3650"},
+	"tls cert create": {"scheduler tls cert create --role server --dir /etc/mo/tls --ip 10.0.0.11,10.0.0.12 --dns s1.example.com", "scheduler tls cert create --role cli --dir /etc/mo/tls --days 90"},
 }
 
 // printExample prints what the command does and its examples, for the end

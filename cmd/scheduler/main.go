@@ -37,6 +37,7 @@ func commands() []command {
 		{"alerts", "active alerts", runAlerts},
 		{"events", "recent events; events -f follows them live", runEvents},
 		{"backup", "save the state-file JSON: backup [--force] FILE", runBackup},
+		{"tls", "make the cluster CA and role certificates: tls ca create | tls cert create --role ROLE", runTLS},
 		{"version", "print this binary's version", runVersion},
 		{"help", "show a command's usage, flags and examples: help COMMAND", runHelp},
 		{"completion", "print a shell completion script: completion bash|zsh", runCompletion},
