@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 // HTTP server timeouts. Writes may wait for a workload to stop, so the write
@@ -102,7 +104,7 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 		sup:     sup,
 		status:  status,
 		sampler: newSampler(cfg.CPUFile, log),
-		handler: newHandler(sup, status, cfg.Token, log),
+		handler: newHandler(sup, status, cfg.Token, tlsutil.NewCollector(cfg.TLS), log),
 		unlock:  unlock,
 	}, nil
 }
@@ -152,6 +154,16 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	var schedTLS *tls.Config
+	if cfg.TLS != nil {
+		log.Info("mutual TLS on: the agent API accepts server certificates only", "cert", cfg.TLS.Files().Cert,
+			"expires", cfg.TLS.NotAfter().UTC().Format(time.RFC3339))
+		ln = tlsutil.NewListener(ln, cfg.TLS.ServerConfig(tlsutil.RoleServer), log.Named("tls"))
+		schedTLS = cfg.TLS.ClientConfig(tlsutil.RoleServer)
+	} else {
+		log.Warn("!!! PLAINTEXT: TLS is off (no --tls-ca/--tls-cert/--tls-key). The token and every command sent to " + cfg.Listen +
+			" cross the network in clear text. See the README, 'Transport security'. !!!")
+	}
 	a, err := newAgent(cfg, log, agentOptions{reapStrays: true})
 	if err != nil {
 		_ = ln.Close()
@@ -183,14 +195,16 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sampler.run(bg, cfg.SampleInterval, a.status.setUsage) })
 	wg.Go(func() { a.sup.enforceLease(bg, a.lease) })
+	hbClient := api.NewHTTPClient(cfg.Token, cfg.HeartbeatInterval, schedTLS)
+	wg.Go(func() { watchReload(bg, cfg.TLS, log, hbClient) })
 	if len(cfg.Join) > 0 {
-		client := api.NewHTTPClient(cfg.Token, registerTimeout)
+		client := api.NewHTTPClient(cfg.Token, registerTimeout, schedTLS)
 		wg.Go(func() {
 			if register(bg, client, cfg.Join, api.RegisterRequest{ID: cfg.ID, Address: advertise}, log) != nil {
 				return
 			}
 			client.CloseIdleConnections()
-			hb := newHeartbeater(cfg.ID, cfg.Join, api.NewHTTPClient(cfg.Token, cfg.HeartbeatInterval), cfg.HeartbeatInterval, a.lease, a.fence.current, log.Named("heartbeat"))
+			hb := newHeartbeater(cfg.ID, cfg.Join, hbClient, cfg.HeartbeatInterval, a.lease, a.fence.current, log.Named("heartbeat"))
 			hb.run(bg)
 		})
 	} else {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 // Defaults applied by Run to Config fields left at their zero value.
@@ -61,6 +63,10 @@ type Config struct {
 	// HeartbeatInterval is how often the agent sends its heartbeat to every
 	// replica (default DefaultHeartbeatInterval).
 	HeartbeatInterval time.Duration
+	// TLS, when set, serves the agent API on mutual TLS to server
+	// certificates only and makes every call to the schedulers over TLS;
+	// nil speaks plaintext (and says so).
+	TLS *tlsutil.Store
 }
 
 // DefaultHeartbeatInterval is the default of Config.HeartbeatInterval.

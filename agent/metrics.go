@@ -19,13 +19,14 @@ var instanceStates = []string{api.InstanceRunning, api.InstanceExited, api.Insta
 // collectors, and the agent's instances by state and its sampled CPU and
 // memory, read from the status cache at scrape time. No label carries a
 // workload id.
-func newMetricsHandle(status *statusCache) httprouter.Handle {
+func newMetricsHandle(status *statusCache, tlsMetrics prometheus.Collector) httprouter.Handle {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&statusCollector{status: status},
 		version.NewBuildInfo(),
+		tlsMetrics,
 	)
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { h.ServeHTTP(w, r) }

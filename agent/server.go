@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/micro-orchestrator/mo/api"
 )
@@ -33,7 +34,7 @@ type server struct {
 
 // newHandler builds the agent API: every route, and the JSON 404 and 405
 // answers, behind the cluster token.
-func newHandler(sup *supervisor, status *statusCache, token string, log hclog.Logger) http.Handler {
+func newHandler(sup *supervisor, status *statusCache, token string, tlsMetrics prometheus.Collector, log hclog.Logger) http.Handler {
 	s := &server{sup: sup, status: status, log: log}
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
@@ -57,7 +58,7 @@ func newHandler(sup *supervisor, status *statusCache, token string, log hclog.Lo
 	r.POST("/workloads", s.handleStart)
 	r.DELETE("/workloads/:id", s.handleStop)
 	r.GET("/workloads/:id/logs", s.handleLogsRoute)
-	r.GET("/metrics", newMetricsHandle(status))
+	r.GET("/metrics", newMetricsHandle(status, tlsMetrics))
 	return api.RequireToken(token, r)
 }
 

@@ -63,6 +63,9 @@ type Inputs struct {
 	EvictionsPaused   bool
 	// Replicas are the voters of the raft configuration, the leader included.
 	Replicas []ReplicaInput
+	// Certificates are the TLS certificates in use: the leader's own and
+	// those its peers' connections showed lately.
+	Certificates []CertInput
 }
 
 // Desired returns the alerts that the inputs call for, with their Since set
@@ -109,6 +112,7 @@ func Desired(in Inputs, th Thresholds, now time.Time) []api.Alert {
 		})
 	}
 	out = append(out, replicaDown(in.Replicas, now)...)
+	out = append(out, certExpiring(in.Certificates, now)...)
 	return out
 }
 

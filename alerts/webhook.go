@@ -96,7 +96,7 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	}
 	client := cfg.Client
 	if client == nil {
-		client = api.NewHTTPClient("", cfg.Timeout)
+		client = api.NewHTTPClient("", cfg.Timeout, nil)
 	}
 	return &Webhook{cfg: cfg, client: client, log: cfg.Logger, target: RedactURL(cfg.URL), wake: make(chan struct{}, 1)}, nil
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,9 +18,10 @@ type AgentClient struct {
 	HTTP *http.Client
 }
 
-// NewAgentClient returns an agent client sending the token with each call.
-func NewAgentClient(token string, timeout time.Duration) *AgentClient {
-	return &AgentClient{HTTP: NewHTTPClient(token, timeout)}
+// NewAgentClient returns an agent client sending the token with each call,
+// over TLS when tc is set.
+func NewAgentClient(token string, timeout time.Duration, tc *tls.Config) *AgentClient {
+	return &AgentClient{HTTP: NewHTTPClient(token, timeout, tc)}
 }
 
 // AgentError is a non-2xx answer from an agent.

@@ -6,12 +6,13 @@ import "time"
 // guard that DESIGN.md says raises an alert, and a lost scheduler replica.
 // The Prometheus rules in deploy/prometheus use the same names.
 const (
-	AlertNodeOffline       = "NodeOffline"       // a node is offline (at once)
-	AlertRecoveryFailed    = "RecoveryFailed"    // a workload is permanently_failed (after the maximum attempts)
-	AlertHighResponseTime  = "HighResponseTime"  // a node's last health check answered in over 1 s
-	AlertRecoveryQueueHigh = "RecoveryQueueHigh" // more than 10 workloads wait in the recovery queue
-	AlertEvictionsPaused   = "EvictionsPaused"   // the mass-failure guard holds evictions
-	AlertReplicaDown       = "ReplicaDown"       // a voter out of contact with the leader for over the election timeout
+	AlertNodeOffline       = "NodeOffline"         // a node is offline (at once)
+	AlertRecoveryFailed    = "RecoveryFailed"      // a workload is permanently_failed (after the maximum attempts)
+	AlertHighResponseTime  = "HighResponseTime"    // a node's last health check answered in over 1 s
+	AlertRecoveryQueueHigh = "RecoveryQueueHigh"   // more than 10 workloads wait in the recovery queue
+	AlertEvictionsPaused   = "EvictionsPaused"     // the mass-failure guard holds evictions
+	AlertReplicaDown       = "ReplicaDown"         // a voter out of contact with the leader for over the election timeout
+	AlertCertExpiring      = "CertificateExpiring" // a replica's or agent's TLS certificate expires within 30 days
 )
 
 // Alert severities.

@@ -97,6 +97,9 @@ type ReplicaInfo struct {
 	Voter bool   `json:"voter"`
 	// Version is the replica's build, as it reports it (GET /cluster/status).
 	Version string `json:"version,omitempty"`
+	// TLSCertExpires is when the replica's TLS certificate expires, as it
+	// reports it; absent when TLS is off or the replica did not answer.
+	TLSCertExpires *time.Time `json:"tls_cert_expires,omitempty"`
 }
 
 // ClusterStatus is the answer to GET /cluster/status.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 // Config is everything a replica needs to run.
@@ -27,6 +29,9 @@ type Config struct {
 	// AlertWebhook, if set, receives a JSON POST (api.AlertNotification) on
 	// every alert fire and resolve.
 	AlertWebhook string
+	// TLS, when set, puts the HTTP API, raft and every call this replica
+	// makes on mutual TLS with roles; nil speaks plaintext (and says so).
+	TLS *tlsutil.Store
 
 	// Lease is how long an agent may run its exclusive workloads after it
 	// sent a heartbeat that the leader acknowledged.

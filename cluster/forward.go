@@ -45,7 +45,7 @@ func (r *Replica) forward(next http.Handler) http.Handler {
 			pr.Out.Header.Set(ForwardedHeader, r.cfg.ID)
 			pr.Out.Host = target.Host
 		},
-		Transport: api.NewTransport(""), // the client's own Authorization header travels as is
+		Transport: r.forwardTransport, // the client's own Authorization header travels as is
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			r.log.Warn("forwarding to the leader failed", "error", err)
 			var op *net.OpError

@@ -26,7 +26,7 @@ func (r *Replica) self() api.ReplicaSelf {
 	out := api.ReplicaSelf{
 		ID: r.cfg.ID, State: stateName(r.raft.State()), Term: r.raft.CurrentTerm(),
 		CommitIndex: r.raft.CommitIndex(), AppliedIndex: r.raft.AppliedIndex(), Leader: string(lid),
-		Version: version.String(),
+		Version: version.String(), TLSCertExpires: r.tlsNotAfter(),
 	}
 	addrs := r.replicaHTTPByID()
 	for _, s := range r.servers() {
@@ -81,12 +81,12 @@ func (r *Replica) handleClusterStatus(w http.ResponseWriter, req *http.Request, 
 	for _, s := range servers {
 		info := api.ReplicaInfo{ID: string(s.ID), HTTP: addrs[string(s.ID)], Raft: string(s.Address), Voter: s.Suffrage == raft.Voter}
 		if string(s.ID) == r.cfg.ID {
-			info.State, info.Version = stateName(r.raft.State()), version.String()
+			info.State, info.Version, info.TLSCertExpires = stateName(r.raft.State()), version.String(), r.tlsNotAfter()
 		} else {
 			wg.Add(1)
 			go func(info api.ReplicaInfo) {
 				defer wg.Done()
-				info.State, info.Version = r.remoteState(req.Context(), info.HTTP)
+				info.State, info.Version, info.TLSCertExpires = r.remoteState(req.Context(), info.HTTP)
 				mu.Lock()
 				out.Replicas = append(out.Replicas, info)
 				mu.Unlock()
@@ -103,31 +103,32 @@ func (r *Replica) handleClusterStatus(w http.ResponseWriter, req *http.Request, 
 		out.Leader = api.ReplicaInfo{ID: string(lid), HTTP: addrs[string(lid)], Raft: string(addr), State: "leader", Voter: true}
 		for _, rep := range out.Replicas {
 			if rep.ID == out.Leader.ID {
-				out.Leader.Version = rep.Version
+				out.Leader.Version, out.Leader.TLSCertExpires = rep.Version, rep.TLSCertExpires
 			}
 		}
 	}
 	api.WriteJSON(w, http.StatusOK, out)
 }
 
-// remoteState asks another replica for its own raft state and version.
-func (r *Replica) remoteState(ctx context.Context, addr string) (state, version string) {
+// remoteState asks another replica for its own raft state, version and
+// certificate expiry.
+func (r *Replica) remoteState(ctx context.Context, addr string) (state, version string, certExpires *time.Time) {
 	if addr == "" {
-		return "unknown", ""
+		return "unknown", "", nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/cluster/self", nil)
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return "unreachable", ""
+		return "unreachable", "", nil
 	}
 	defer resp.Body.Close()
 	var s api.ReplicaSelf
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&s) != nil {
-		return "unreachable", ""
+		return "unreachable", "", nil
 	}
-	return s.State, s.Version
+	return s.State, s.Version, s.TLSCertExpires
 }
 
 // handleJoin adds a replica as a voter (leader only; followers forward).

@@ -74,6 +74,7 @@ func (r *Replica) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps h
 		return
 	}
 	id := ps.ByName("id")
+	r.certs.note("node", id, req.TLS, time.Now())
 	if hb.NodeID != "" && hb.NodeID != id {
 		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("heartbeat for node %q sent to the path of node %q", hb.NodeID, id))
 		return
@@ -126,6 +127,7 @@ func (r *Replica) handleHeartbeatRelay(w http.ResponseWriter, req *http.Request,
 	}
 	noteLease(&r.leaseSeen, rel.LeaseMillis)
 	now := time.Now()
+	r.certs.note("replica", rel.From, req.TLS, now)
 	out := api.HeartbeatRelayAck{Term: ls.term, Leader: r.cfg.ID, LeaseMillis: r.cfg.Lease.Milliseconds(), Acks: make(map[string]uint64, len(rel.Beats))}
 	for node, seq := range rel.Beats {
 		if ls.health.NoteHeartbeat(node, now, rel.From, seq) {

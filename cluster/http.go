@@ -42,7 +42,7 @@ func (r *Replica) handler() http.Handler {
 	r.routeLeaderViews(rt)
 	r.routeMonitoring(rt)
 
-	return r.instrument(rt, api.RequireToken(r.cfg.Token, r.forward(rt)))
+	return r.instrument(rt, api.RequireToken(r.cfg.Token, r.roleCheck(r.forward(rt))))
 }
 
 // read wraps a read handler: unless ?stale=true, it answers only once this

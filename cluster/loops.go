@@ -8,6 +8,7 @@ import (
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
 	"github.com/micro-orchestrator/mo/health"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 	"github.com/micro-orchestrator/mo/recovery"
 )
 
@@ -62,7 +63,7 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 			ls.kickAlerts()
 		},
 		Logger: r.log.Named("health"),
-	}, healthStore{r}, health.NewHTTPChecker(r.cfg.Token, hc.Timeout))
+	}, healthStore{r}, health.NewHTTPChecker(r.cfg.Token, hc.Timeout, r.cfg.clientTLS(tlsutil.RoleAgent)))
 	r.fsm.Read(func(s *fsm.State) {
 		for id, n := range s.Nodes {
 			ls.statuses[id] = normNodeStatus(n.Status)

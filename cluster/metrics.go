@@ -12,6 +12,7 @@ import (
 
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 	"github.com/micro-orchestrator/mo/internal/version"
 )
 
@@ -81,6 +82,7 @@ func newReplicaMetrics(r *Replica) *replicaMetrics {
 		m.httpRequests, m.httpDuration,
 		newStateCollector(r),
 		version.NewBuildInfo(),
+		tlsutil.NewCollector(r.cfg.TLS),
 	)
 	return m
 }
@@ -120,7 +122,7 @@ var (
 	nodeStatuses   = []string{api.NodeOnline, api.NodeDegraded, api.NodeOffline}
 	workloadStates = []string{api.StatePending, api.StateRunning, api.StateFailed, api.StatePermanentlyFailed, api.StateStopped}
 	raftStates     = []string{"leader", "follower", "candidate", "shutdown"}
-	alertNames     = []string{api.AlertNodeOffline, api.AlertRecoveryFailed, api.AlertHighResponseTime, api.AlertRecoveryQueueHigh, api.AlertEvictionsPaused, api.AlertReplicaDown}
+	alertNames     = []string{api.AlertNodeOffline, api.AlertRecoveryFailed, api.AlertHighResponseTime, api.AlertRecoveryQueueHigh, api.AlertEvictionsPaused, api.AlertReplicaDown, api.AlertCertExpiring}
 )
 
 // stateCollector reads the replica's state at scrape time: the replicated

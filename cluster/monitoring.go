@@ -110,7 +110,12 @@ func (r *Replica) alertInputs(ls *leaderState) alerts.Inputs {
 		}
 	}
 	in.EvictionsPaused = ls.recovery.Stats().EvictionsPaused
-	in.Replicas = r.replicaInputs(time.Now())
+	now := time.Now()
+	in.Replicas = r.replicaInputs(now)
+	if r.cfg.TLS != nil {
+		in.Certificates = append(in.Certificates, alerts.CertInput{Kind: "replica", ID: r.cfg.ID, NotAfter: r.cfg.TLS.NotAfter()})
+	}
+	in.Certificates = append(in.Certificates, r.certs.inputs(now)...)
 	return in
 }
 

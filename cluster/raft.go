@@ -45,7 +45,7 @@ func (r *Replica) openRaft() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("--advertise-raft %s: %w", c.AdvertiseRaft, err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(c.RaftAddr, advertise, 5, 5*time.Second, newRepeatLogger(r.log.Named("transport"), repeatWindow))
+	trans, err := r.raftTransport(advertise)
 	if err != nil {
 		return false, fmt.Errorf("listen for raft on %s: %w", c.RaftAddr, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/micro-orchestrator/mo/alerts"
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 // applyTimeout bounds how long a write waits to be committed.
@@ -35,6 +36,9 @@ type Replica struct {
 	leaderCh  chan bool
 	client    *http.Client     // calls to other replicas
 	agents    *api.AgentClient // calls to node agents
+	// forwardTransport carries requests forwarded to the leader.
+	forwardTransport http.RoundTripper
+	certs            *certBook // peers' certificate expiry, as their connections show it
 	httpSrv   *http.Server
 	listener  net.Listener
 	seq       atomic.Uint64 // last workload sequence number handed out (leader)
@@ -74,9 +78,11 @@ func New(cfg Config) (*Replica, error) {
 		fsm:      fsm.New(),
 		leaderCh: make(chan bool, 16),
 		beats:    newBeatBook(),
-		client:   api.NewHTTPClient(cfg.Token, 10*time.Second),
-		agents:   api.NewAgentClient(cfg.Token, 90*time.Second),
+		client:   api.NewHTTPClient(cfg.Token, 10*time.Second, cfg.clientTLS(tlsutil.RoleServer)),
+		agents:   api.NewAgentClient(cfg.Token, 90*time.Second, cfg.clientTLS(tlsutil.RoleAgent)),
 	}
+	r.forwardTransport = api.NewTransport("", cfg.clientTLS(tlsutil.RoleServer))
+	r.certs = newCertBook()
 	r.confirm = &confirmer{verify: func() error { return r.raft.VerifyLeader().Error() }}
 	if err := r.initMonitoring(); err != nil {
 		return nil, err
@@ -111,6 +117,7 @@ func (r *Replica) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen for HTTP on %s: %w", r.cfg.HTTPAddr, err)
 	}
+	ln = r.secureHTTP(ln)
 	r.listener = ln
 	existing, err := r.openRaft()
 	if err != nil {

@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,9 +30,10 @@ type HTTPChecker struct {
 }
 
 // NewHTTPChecker returns an HTTPChecker whose client is built by
-// api.NewHTTPClient with the cluster token and the per-check timeout.
-func NewHTTPChecker(token string, timeout time.Duration) *HTTPChecker {
-	return &HTTPChecker{client: api.NewHTTPClient(token, timeout)}
+// api.NewHTTPClient with the cluster token, the per-check timeout and, when
+// set, the TLS config for dialing agents.
+func NewHTTPChecker(token string, timeout time.Duration, tc *tls.Config) *HTTPChecker {
+	return &HTTPChecker{client: api.NewHTTPClient(token, timeout, tc)}
 }
 
 // Check implements Checker.

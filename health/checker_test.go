@@ -28,11 +28,11 @@ func TestHTTPChecker(t *testing.T) {
 		api.WriteJSON(w, http.StatusOK, api.AgentStatus{NodeID: "n1", CPUUsage: 12.5, MemoryUsage: 40})
 	})).ServeHTTP)
 
-	st, err := NewHTTPChecker("s3cret", time.Second).Check(context.Background(), node)
+	st, err := NewHTTPChecker("s3cret", time.Second, nil).Check(context.Background(), node)
 	if err != nil || st.NodeID != "n1" || st.CPUUsage != 12.5 || st.MemoryUsage != 40 {
 		t.Fatalf("Check = %+v, %v", st, err)
 	}
-	_, err = NewHTTPChecker("wrong", time.Second).Check(context.Background(), node)
+	_, err = NewHTTPChecker("wrong", time.Second, nil).Check(context.Background(), node)
 	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "token") {
 		t.Fatalf("wrong token: err = %v", err)
 	}
@@ -53,7 +53,7 @@ func TestHTTPCheckerFailures(t *testing.T) {
 	refused := api.Node{ID: "n1", Address: ln.Addr().String()}
 	ln.Close()
 
-	c := NewHTTPChecker("", 200*time.Millisecond)
+	c := NewHTTPChecker("", 200*time.Millisecond, nil)
 	for name, n := range map[string]api.Node{"500": status500, "bad json": badJSON, "timeout": hang, "refused": refused} {
 		began := time.Now()
 		if _, err := c.Check(context.Background(), n); err == nil {
@@ -67,7 +67,7 @@ func TestHTTPCheckerFailures(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := NewHTTPChecker("", time.Minute).Check(ctx, hang); err == nil {
+	if _, err := NewHTTPChecker("", time.Minute, nil).Check(ctx, hang); err == nil {
 		t.Error("cancelled context: no error")
 	}
 }

@@ -102,7 +102,7 @@ func BenchmarkSimulatedRound1000Agents(b *testing.B) {
 	f := startFarm(b, n)
 	defer f.close()
 	store := simStore(b, f.addrs)
-	m := New(Config{Interval: time.Hour, Logger: hclog.NewNullLogger()}, store, NewHTTPChecker(simToken, DefaultTimeout))
+	m := New(Config{Interval: time.Hour, Logger: hclog.NewNullLogger()}, store, NewHTTPChecker(simToken, DefaultTimeout, nil))
 	stop := startMonitor(b, m)
 	defer stop()
 
@@ -257,7 +257,7 @@ func TestSimulatedScale(t *testing.T) {
 				}
 			}
 		},
-	}, store, NewHTTPChecker(simToken, DefaultTimeout))
+	}, store, NewHTTPChecker(simToken, DefaultTimeout, nil))
 	m.roundHook = func(d time.Duration) {
 		mu.Lock()
 		rounds = append(rounds, d)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/micro-orchestrator/mo/agent"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 // Exit codes.
@@ -42,6 +43,13 @@ Flags:
 `
 
 const usageFoot = `
+Transport security: with --tls-ca, --tls-cert and --tls-key (an agent
+certificate from 'scheduler tls cert create --role agent') the agent API
+speaks mutual TLS and accepts scheduler (server) certificates only, and the
+agent calls the schedulers over TLS. SIGHUP reloads the three files; a broken
+file keeps the old ones in use. Without them the agent warns that it speaks
+plaintext.
+
 Environment:
   SCHEDULER_TOKEN   the cluster token when neither --token nor --token-file is
                     given (flags are visible to every user in ps). Workloads do
@@ -88,6 +96,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.StopGrace, "stop-grace", agent.DefaultStopGrace, "wait between SIGTERM and SIGKILL when stopping a workload")
 	fs.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", agent.DefaultLogMaxBytes, "cap of each workload's output.log in `BYTES`; over it the oldest half is dropped")
 	fs.StringVar(&cfg.CPUFile, "cpu-file", "", "failure-drill hook: report the number (percent) in this `FILE` as cpu_usage at each sample instead of measuring /proc/stat; leave unset in production")
+	var tlsFiles tlsutil.Files
+	tlsutil.AddFlags(fs, &tlsFiles, false)
 	fs.BoolVar(&logJSON, "log-json", false, "log in JSON")
 	fs.StringVar(&logLevel, "log-level", "info", "log `LEVEL`: trace, debug, info, warn or error")
 
@@ -133,6 +143,13 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError(stderr, err)
+	}
+	if tlsFiles.Enabled() {
+		store, err := tlsutil.Load(tlsFiles, tlsutil.RoleAgent)
+		if err != nil {
+			return usageError(stderr, err)
+		}
+		cfg.TLS = store
 	}
 
 	logger := hclog.New(&hclog.LoggerOptions{Level: level, Output: stderr, JSONFormat: logJSON})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 // client is the CLI's connection to the cluster: a list of replica
@@ -25,6 +27,8 @@ type client struct {
 	json    bool
 	timeout time.Duration
 	quiet   bool // no "retrying ..." lines on stderr
+	// setupErr is a bad TLS flag or file: every call fails with it at once.
+	setupErr error
 }
 
 // clientFlags adds the flags every client command shares.
@@ -33,6 +37,7 @@ type clientFlags struct {
 	token   *string
 	json    *bool
 	timeout *time.Duration
+	tls     *tlsutil.Files
 }
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
@@ -40,7 +45,10 @@ func addClientFlags(fs *flag.FlagSet) clientFlags {
 	if def == "" {
 		def = "127.0.0.1:7001"
 	}
+	tf := &tlsutil.Files{}
+	tlsutil.AddFlags(fs, tf, true)
 	return clientFlags{
+		tls:     tf,
 		addr:    fs.String("addr", def, "comma-separated replica HTTP addresses, tried in turn ($SCHEDULER_ADDR)"),
 		token:   fs.String("token", "", "cluster token (default $SCHEDULER_TOKEN)"),
 		json:    fs.Bool("json", false, "print JSON"),
@@ -53,7 +61,21 @@ func (f clientFlags) client() *client {
 		// Read here, not as the flag's default, so that -h never prints it.
 		*f.token = os.Getenv("SCHEDULER_TOKEN")
 	}
-	return &client{addrs: splitList(*f.addr), http: api.NewHTTPClient(*f.token, *f.timeout), json: *f.json, timeout: *f.timeout}
+	tc, err := f.tlsConfig()
+	return &client{addrs: splitList(*f.addr), http: api.NewHTTPClient(*f.token, *f.timeout, tc), json: *f.json, timeout: *f.timeout, setupErr: err}
+}
+
+// tlsConfig loads the CLI's certificate when TLS flags are given: nil for
+// plaintext, or a usage error naming the file at fault.
+func (f clientFlags) tlsConfig() (*tls.Config, error) {
+	if !f.tls.Enabled() {
+		return nil, nil
+	}
+	store, err := tlsutil.Load(*f.tls, tlsutil.RoleCLI)
+	if err != nil {
+		return nil, usageError(err.Error())
+	}
+	return store.ClientConfig(tlsutil.RoleServer), nil
 }
 
 // httpError is a non-2xx answer.
@@ -78,6 +100,9 @@ func (c *client) do(method, path string, in, out any) error {
 		if body, err = json.Marshal(in); err != nil {
 			return err
 		}
+	}
+	if c.setupErr != nil {
+		return c.setupErr
 	}
 	if len(c.addrs) == 0 {
 		return usageError("no replica address: pass --addr or set SCHEDULER_ADDR")

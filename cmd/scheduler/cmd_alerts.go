@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"time"
@@ -85,7 +86,7 @@ func runEvents(args []string) int {
 
 	// Follow with long polls: each one returns as soon as there is news.
 	fc := *c
-	fc.http = api.NewHTTPClient(*cf.token, eventsPollWait+20*time.Second)
+	fc.http = &http.Client{Timeout: eventsPollWait + 20*time.Second, Transport: c.http.Transport}
 	epoch, after := l.Epoch, l.LastSeq
 	for {
 		var next api.EventList

@@ -135,6 +135,9 @@ var errStreamBroke = errors.New("stream broke")
 // the client's timeout, like do) and hands the body to consume. It returns
 // the replica, and an error wrapping errStreamBroke when consume failed.
 func (c *client) streamOnce(hc *http.Client, path string, consume func(io.Reader) error) (string, error) {
+	if c.setupErr != nil {
+		return "", c.setupErr
+	}
 	deadline := time.Now().Add(c.timeout)
 	var lastErr error
 	for {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 // devProc is one process of the local cluster.
@@ -37,7 +39,8 @@ func runDev(args []string) int {
 	agentBase := fs.Int("agent-port", 8081, "first agent port")
 	agentBin := fs.String("agent-bin", "", "path of the agent binary (default: 'agent' beside this binary, else on PATH)")
 	extra := fs.String("serve-flags", "", "extra flags for every replica, space-separated (e.g. \"--health-interval 1s\")")
-	if code, ok := parse(fs, args, "dev [--dir DIR] [--keep]", 0); !ok {
+	noTLS := fs.Bool("no-tls", false, "run everything in plaintext instead of mutual TLS")
+	if code, ok := parse(fs, args, "dev [--dir DIR] [--keep] [--no-tls]", 0); !ok {
 		return code
 	}
 	self, err := os.Executable()
@@ -80,6 +83,18 @@ func runDev(args []string) int {
 			os.RemoveAll(root)
 		}
 	}
+	var certs *devTLS
+	if !*noTLS {
+		if certs, err = makeDevTLS(root); err != nil {
+			cleanup()
+			return fail("dev", fmt.Errorf("making the TLS certificates: %w", err))
+		}
+	}
+	devClientTLS, err := certs.clientConfig()
+	if err != nil {
+		cleanup()
+		return fail("dev", err)
+	}
 	httpAddrs := make([]string, 3)
 	raftAddrs := make([]string, 3)
 	agentAddrs := make([]string, 3)
@@ -98,6 +113,7 @@ func runDev(args []string) int {
 		} else {
 			a = append(a, "--join", join)
 		}
+		a = append(a, certs.flags(tlsutil.RoleServer)...)
 		a = append(a, strings.Fields(*extra)...)
 		p, err := startDevProc("replica", id, httpAddrs[i], self, a, env, filepath.Join(root, id+".log"))
 		if err != nil {
@@ -109,6 +125,7 @@ func runDev(args []string) int {
 	for i := range 3 {
 		id := "n" + strconv.Itoa(i+1)
 		a := []string{"--id", id, "--listen", agentAddrs[i], "--join", join, "--data", filepath.Join(root, id)}
+		a = append(a, certs.flags(tlsutil.RoleAgent)...)
 		p, err := startDevProc("agent", id, agentAddrs[i], agent, a, env, filepath.Join(root, id+".log"))
 		if err != nil {
 			cleanup()
@@ -120,7 +137,7 @@ func runDev(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	fmt.Printf("Starting a local cluster in %s ...\n", root)
-	if err := waitDevReady(ctx, httpAddrs, token, procs); err != nil {
+	if err := waitDevReady(ctx, httpAddrs, token, devClientTLS, procs); err != nil {
 		cleanup()
 		return fail("dev", fmt.Errorf("%v (logs in %s)", err, root))
 	}
@@ -128,6 +145,7 @@ func runDev(args []string) int {
 	fmt.Printf("\nIn another terminal:\n\n")
 	fmt.Printf("  export SCHEDULER_ADDR=%s\n", join)
 	fmt.Printf("  export SCHEDULER_TOKEN=%s\n", token)
+	certs.printExports()
 	bin := "scheduler"
 	if rel, err := filepath.Rel(mustWd(), self); err == nil && !strings.HasPrefix(rel, "..") {
 		bin = "./" + rel
@@ -213,8 +231,8 @@ func stopAll(procs []*devProc) {
 }
 
 // waitDevReady waits for a leader with three voters and three online nodes.
-func waitDevReady(ctx context.Context, addrs []string, token string, procs []*devProc) error {
-	c := &client{addrs: addrs, http: api.NewHTTPClient(token, 2*time.Second), timeout: time.Second, quiet: true}
+func waitDevReady(ctx context.Context, addrs []string, token string, tc *tls.Config, procs []*devProc) error {
+	c := &client{addrs: addrs, http: api.NewHTTPClient(token, 2*time.Second, tc), timeout: time.Second, quiet: true}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		for _, p := range procs {

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/micro-orchestrator/mo/cluster"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 func runServe(args []string) int {
@@ -44,6 +45,8 @@ func runServe(args []string) int {
 	fs.IntVar(&cfg.Recovery.MaxAttempts, "max-attempts", cfg.Recovery.MaxAttempts, "attempts before a workload is permanently_failed")
 	fs.Float64Var(&cfg.Recovery.CPULimit, "cpu-limit", cfg.Recovery.CPULimit, "a target node must be online and below this CPU percent")
 	fs.StringVar(&cfg.AlertWebhook, "alert-webhook", "", "`URL` that gets a JSON POST on every alert fire and resolve (retried with backoff; never slows the monitor)")
+	var tlsFiles tlsutil.Files
+	tlsutil.AddFlags(fs, &tlsFiles, false)
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "write logs as JSON")
 	fs.Usage = func() {
@@ -83,6 +86,14 @@ func runServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "scheduler serve: %v\n", err)
 		return exitUsage
 	}
+	if tlsFiles.Enabled() {
+		store, err := tlsutil.Load(tlsFiles, tlsutil.RoleServer)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "scheduler serve: %v\n", err)
+			return exitUsage
+		}
+		cfg.TLS = store
+	}
 	r, err := cluster.New(cfg) // reads and checks a --restore file
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "scheduler serve: %v\n", err)
@@ -90,6 +101,14 @@ func runServe(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			r.ReloadTLS()
+		}
+	}()
 	if err := r.Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "scheduler serve: %v\n", err)
 		return exitFail
