@@ -58,7 +58,7 @@ func TestHeartbeatAckRenewsFromSendTime(t *testing.T) {
 	}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	h := newHeartbeater("n1", []string{addr}, api.NewHTTPClient("tok", time.Second), time.Second, &l, fenceTerm.Load, hclog.NewNullLogger())
+	h := newHeartbeater("n1", []string{addr}, api.NewHTTPClient("tok", time.Second, nil), time.Second, &l, fenceTerm.Load, hclog.NewNullLogger())
 
 	beat := func(ack func(api.Heartbeat) api.HeartbeatAck) time.Duration {
 		answer.Store(ack)

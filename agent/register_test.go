@@ -57,7 +57,7 @@ func TestRegisterRetriesUntilAccepted(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client := api.NewHTTPClient(testToken, time.Second)
+	client := api.NewHTTPClient(testToken, time.Second, nil)
 	join := []string{closedAddr(t), fake.Listener.Addr().String()} // the first replica is down
 	reg := api.RegisterRequest{ID: "n7", Address: "127.0.0.1:8087"}
 	if err := register(ctx, client, join, reg, hclog.NewNullLogger()); err != nil {
@@ -84,7 +84,7 @@ func TestRegisterStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	begin := time.Now()
-	err := register(ctx, api.NewHTTPClient("wrong", time.Second), []string{fake.Listener.Addr().String()}, api.RegisterRequest{ID: "n"}, hclog.NewNullLogger())
+	err := register(ctx, api.NewHTTPClient("wrong", time.Second, nil), []string{fake.Listener.Addr().String()}, api.RegisterRequest{ID: "n"}, hclog.NewNullLogger())
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err %v, want the context's", err)
 	}

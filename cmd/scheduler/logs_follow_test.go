@@ -51,7 +51,7 @@ func TestFollowLogsResumesWhereItWas(t *testing.T) {
 	defer a.Close()
 	b := httptest.NewServer(http.HandlerFunc(handler))
 	defer b.Close()
-	c := &client{addrs: []string{strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://")}, http: api.NewHTTPClient("", 5*time.Second), timeout: 5 * time.Second}
+	c := &client{addrs: []string{strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(b.URL, "http://")}, http: api.NewHTTPClient("", 5*time.Second, nil), timeout: 5 * time.Second}
 	var out bytes.Buffer
 	_, errOut := capture(t, func() {
 		if err := c.followLogs("w1", "all", &out); err != nil {
@@ -92,7 +92,7 @@ func TestFollowLogsWaitsForPlacement(t *testing.T) {
 		w.Write(append(b, '\n'))
 	}))
 	defer srv.Close()
-	c := &client{addrs: []string{strings.TrimPrefix(srv.URL, "http://")}, http: api.NewHTTPClient("", 5*time.Second), timeout: 5 * time.Second}
+	c := &client{addrs: []string{strings.TrimPrefix(srv.URL, "http://")}, http: api.NewHTTPClient("", 5*time.Second, nil), timeout: 5 * time.Second}
 	var out bytes.Buffer
 	if err := c.followLogs("w1", "100", &out); err != nil || out.String() != "hello\n" {
 		t.Fatalf("followLogs: %v, printed %q", err, out.String())

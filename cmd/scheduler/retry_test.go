@@ -28,7 +28,7 @@ func deadAddr(t *testing.T) string {
 }
 
 func testClient(timeout time.Duration, addrs ...string) *client {
-	return &client{addrs: addrs, http: api.NewHTTPClient("", timeout), timeout: timeout, quiet: true}
+	return &client{addrs: addrs, http: api.NewHTTPClient("", timeout, nil), timeout: timeout, quiet: true}
 }
 
 // A dead address is given up after refusedGiveUp, not after --timeout, and
