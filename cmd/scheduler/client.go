@@ -146,6 +146,9 @@ func (c *client) once(addr, method, path string, body []byte, out any) error {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if hint := tlsHint(err); hint != "" {
+			return &tlsError{fmt.Errorf("%s: %w\n  (%s)", addr, err, hint)}
+		}
 		return fmt.Errorf("%s: %w", addr, err)
 	}
 	defer resp.Body.Close()
@@ -158,6 +161,8 @@ func (c *client) once(addr, method, path string, body []byte, out any) error {
 		msg := resp.Status
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
 			msg = e.Error
+		} else if t := strings.TrimSpace(string(b)); strings.Contains(t, "mutual TLS only") {
+			msg = t
 		}
 		if resp.StatusCode == http.StatusUnauthorized {
 			msg += " (set --token or SCHEDULER_TOKEN)"
@@ -272,6 +277,10 @@ func (e usageError) Error() string { return string(e) }
 // never left this machine; for a submission, never once it may have been
 // applied, since a second one would create the workloads twice.
 func retryable(err error, method string) bool {
+	var te *tlsError
+	if errors.As(err, &te) {
+		return false // a certificate mismatch does not mend itself
+	}
 	var he *httpError
 	if errors.As(err, &he) {
 		return he.status == http.StatusServiceUnavailable || (he.status == http.StatusBadGateway && method != http.MethodPost)

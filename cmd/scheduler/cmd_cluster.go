@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
@@ -42,12 +43,30 @@ func runCluster(args []string) int {
 	}
 	fmt.Printf("Leader: %s (%s)   Term: %d   Commit index: %d\n\n", dash(st.Leader.ID), dash(st.Leader.HTTP), st.Term, st.CommitIndex)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHTTP\tRAFT\tSTATE\tVOTER\tVERSION")
+	fmt.Fprintln(tw, "ID\tHTTP\tRAFT\tSTATE\tVOTER\tVERSION\tCERT EXPIRES")
+	now := time.Now()
 	for _, r := range st.Replicas {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", r.ID, dash(r.HTTP), r.Raft, r.State, r.Voter, dash(r.Version))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", r.ID, dash(r.HTTP), r.Raft, r.State, r.Voter, dash(r.Version), certExpiry(r.TLSCertExpires, now))
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// certExpiry shows a certificate's expiry date and the days left, flagging
+// the last 30 days; "-" when TLS is off or the replica did not answer.
+func certExpiry(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	days := int(t.Sub(now).Hours() / 24)
+	s := fmt.Sprintf("%s (%dd)", t.UTC().Format("2006-01-02"), days)
+	switch {
+	case !t.After(now):
+		s = t.UTC().Format("2006-01-02") + " EXPIRED"
+	case days < 30:
+		s += " RENEW"
+	}
+	return s
 }
 
 func runBackup(args []string) int {

@@ -68,7 +68,7 @@ func (s *Store) ClientConfig(peer Role) *tls.Config {
 				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 			})
 			if err != nil {
-				return fmt.Errorf("peer certificate refused (want a %s certificate from this cluster's CA): %w", peer, err)
+				return fmt.Errorf("peer certificate refused (want %s certificate from this cluster's CA): %w", withArticle(peer), err)
 			}
 			return checkRole(leaf, []Role{peer})
 		},
@@ -86,11 +86,7 @@ func checkRole(c *x509.Certificate, allowed []Role) error {
 		for i, r := range allowed {
 			names[i] = string(r)
 		}
-		a := "a "
-		if got == RoleAgent {
-			a = "an "
-		}
-		return fmt.Errorf("%s%s certificate is not accepted here (only %s)", a, got, strings.Join(names, ", "))
+		return fmt.Errorf("%s certificate is not accepted here (only %s)", withArticle(got), strings.Join(names, ", "))
 	}
 	return nil
 }
@@ -102,4 +98,12 @@ func PeerRole(cs *tls.ConnectionState) Role {
 		return ""
 	}
 	return RoleOf(cs.PeerCertificates[0])
+}
+
+// withArticle is "a server", "an agent", "a cli".
+func withArticle(r Role) string {
+	if r == RoleAgent {
+		return "an agent"
+	}
+	return "a " + string(r)
 }

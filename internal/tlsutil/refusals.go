@@ -103,6 +103,8 @@ func RefusalReason(err error) string {
 	switch {
 	case strings.Contains(msg, "didn't provide a certificate"), strings.Contains(msg, "no client certificate"):
 		return "no client certificate"
+	case strings.Contains(msg, "remote error"):
+		return "the peer refused this side's certificate (" + strings.TrimPrefix(msg, "remote error: ") + "): is it from another cluster's CA?"
 	case strings.Contains(msg, "EOF"), strings.Contains(msg, "connection reset"), strings.Contains(msg, "broken pipe"):
 		return ""
 	case strings.Contains(msg, "i/o timeout"), errors.Is(err, context.DeadlineExceeded):

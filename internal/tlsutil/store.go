@@ -37,7 +37,7 @@ func (f Files) Validate() error {
 		missing = append(missing, "--tls-key")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("TLS needs --tls-ca, --tls-cert and --tls-key together; missing %v", missing)
+		return fmt.Errorf("TLS needs --tls-ca, --tls-cert and --tls-key together (for the CLI also $SCHEDULER_TLS_CA, _CERT, _KEY); missing %v", missing)
 	}
 	return nil
 }
