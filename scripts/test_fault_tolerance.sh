@@ -17,9 +17,15 @@
 # status: 0 all passed, 1 a scenario failed, 2 usage or setup error.
 # Needs bash 4+, curl, coreutils and procps (pgrep); nothing else.
 #
-#   scripts/test_fault_tolerance.sh [--quick] [--keep]
+# By default everything speaks mutual TLS: the drill makes a CA and a server,
+# an agent and a cli certificate with 'scheduler tls' in its data folder;
+# replicas and agents get --tls-ca/--tls-cert/--tls-key, the CLI and curl the
+# cli certificate (curl shows the server certificate to an agent's API).
+#
+#   scripts/test_fault_tolerance.sh [--quick] [--keep] [--no-tls]
 #     --quick  short form for CI (fewer workloads); also DRILL_QUICK=1
 #     --keep   keep the data folder (logs, raft data) afterwards; also DRILL_KEEP=1
+#     --no-tls run the cluster in plaintext HTTP, as before TLS; also DRILL_TLS=0
 #   DRILL_TIMEOUT=S        overall limit in seconds (default 600, quick 300)
 #   DRILL_DETECT_TARGET=S  kill -9 -> offline must be under this (default 5, the guide's target)
 #   DRILL_RECOVER_TARGET=S kill -9 -> workloads running elsewhere must be under this (default 15)
@@ -36,16 +42,19 @@ usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; }
 
 QUICK=${DRILL_QUICK:-0}
 KEEP=${DRILL_KEEP:-0}
+TLS=${DRILL_TLS:-1}
 for a in "$@"; do
 	case $a in
 	--quick) QUICK=1 ;;
 	--keep) KEEP=1 ;;
+	--no-tls) TLS=0 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "unknown argument: $a" >&2; usage >&2; exit 2 ;;
 	esac
 done
 [[ $QUICK == 1 ]] || QUICK=0
 [[ $KEEP == 1 ]] || KEEP=0
+[[ $TLS == 0 ]] || TLS=1
 
 if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
 	echo "bash 4.4 or newer is needed (this is $BASH_VERSION)" >&2
@@ -99,8 +108,39 @@ trap 'rm -rf "$DIR"' EXIT # until processes start; then cleanup() takes over
 TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export SCHEDULER_TOKEN=$TOKEN # replicas, agents and the CLI read it; workloads never see it
 unset SCHEDULER_ADDR
+unset SCHEDULER_TLS_CA SCHEDULER_TLS_CERT SCHEDULER_TLS_KEY # the CLI gets its TLS files as flags, or none
 HDR=$DIR/auth.header # keeps the token out of curl's argv
 (umask 077 && printf 'Authorization: Bearer %s\n' "$TOKEN" >"$HDR")
+
+# ------------------------------------------------------------------- tls ----
+
+# With TLS, TLS_<ROLE> holds the --tls-* flags of a process of that role and
+# CURL_<ROLE> curl's arguments for a client certificate of it; SCHEME is the
+# URL scheme of every curl call. All empty, and http, in plaintext.
+TLS_DIR=$DIR/tls
+SCHEME=http
+TLS_SERVER=() TLS_AGENT=() TLS_CLI=() CURL_SERVER=() CURL_CLI=()
+# tls_make ARGS...: one 'scheduler tls' command, its output shown only on failure.
+tls_make() {
+	local out
+	out=$("$BIN/scheduler" tls "$@" --dir "$TLS_DIR" 2>&1) || {
+		echo "scheduler tls $*: failed:" >&2
+		printf '%s\n' "$out" >&2
+		return 1
+	}
+}
+if ((TLS)); then
+	tls_make ca create || exit 2
+	for role in server agent cli; do
+		tls_make cert create --role "$role" || exit 2
+	done
+	SCHEME=https
+	TLS_SERVER=(--tls-ca "$TLS_DIR/ca.pem" --tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server-key.pem")
+	TLS_AGENT=(--tls-ca "$TLS_DIR/ca.pem" --tls-cert "$TLS_DIR/agent.pem" --tls-key "$TLS_DIR/agent-key.pem")
+	TLS_CLI=(--tls-ca "$TLS_DIR/ca.pem" --tls-cert "$TLS_DIR/cli.pem" --tls-key "$TLS_DIR/cli-key.pem")
+	CURL_SERVER=(--cacert "$TLS_DIR/ca.pem" --cert "$TLS_DIR/server.pem" --key "$TLS_DIR/server-key.pem")
+	CURL_CLI=(--cacert "$TLS_DIR/ca.pem" --cert "$TLS_DIR/cli.pem" --key "$TLS_DIR/cli-key.pem")
+fi
 
 # Every workload runs `sleep $MARK`: MARK is unique to this run, so pgrep
 # finds exactly this run's workloads (and any it might leak).
@@ -190,7 +230,7 @@ start_replica() {
 	local id=$1
 	shift
 	$SETSID "$BIN/scheduler" serve --id "$id" --http "${HTTP[$id]}" --raft "${RAFT[$id]}" \
-		--data "$DIR/$id" --log-level debug "$@" </dev/null >>"$DIR/$id.log" 2>&1 &
+		--data "$DIR/$id" --log-level debug "${TLS_SERVER[@]}" "$@" </dev/null >>"$DIR/$id.log" 2>&1 &
 	PID[$id]=$!
 	ALL_PIDS+=("$!")
 }
@@ -203,7 +243,7 @@ start_agent() {
 		cpu=(--cpu-file "$DIR/$id.cpu")
 	fi
 	$SETSID "$BIN/agent" --id "$id" --listen "${LISTEN[$id]}" --join "$ALL_HTTP" --data "$DIR/$id" \
-		--stop-grace 3s --log-level debug "${cpu[@]}" </dev/null >>"$DIR/$id.log" 2>&1 &
+		--stop-grace 3s --log-level debug "${cpu[@]}" "${TLS_AGENT[@]}" </dev/null >>"$DIR/$id.log" 2>&1 &
 	PID[$id]=$!
 	ALL_PIDS+=("$!")
 	unset "STOPPED[$id]"
@@ -232,15 +272,28 @@ addrs_of() {
 
 # ------------------------------------------------------------------ calls ----
 
-# cli ARGS...: the scheduler CLI (callers pass --addr and --timeout).
-cli() { "$BIN/scheduler" "$@"; }
+# cli COMMAND ARGS...: the scheduler CLI, with the cli certificate under TLS
+# (callers pass --addr and --timeout).
+cli() { "$BIN/scheduler" "$1" "${TLS_CLI[@]}" "${@:2}"; }
 
-# api METHOD ADDR PATH [BODY]: curl with the token; prints the body, then
-# the HTTP status on a last line of its own.
-api() {
-	local data=()
+# api METHOD ADDR PATH [BODY]: curl to a replica with the token (and the cli
+# certificate under TLS); prints the body, then the HTTP status on a last
+# line of its own.
+api() { curl_as cli "$@"; }
+# agent_api METHOD ADDR PATH: api for an agent's API, which accepts the
+# server certificate only.
+agent_api() { curl_as server "$@"; }
+# curl_as ROLE METHOD ADDR PATH [BODY]: api with the client certificate of
+# ROLE (server or cli).
+curl_as() {
+	local tls_args=() data=()
+	case $1 in
+	server) tls_args=("${CURL_SERVER[@]}") ;;
+	*) tls_args=("${CURL_CLI[@]}") ;;
+	esac
+	shift
 	[[ $# -ge 4 ]] && data=(-H 'Content-Type: application/json' --data-binary "$4")
-	curl -sS -m 3 -H @"$HDR" -X "$1" -w '\n%{http_code}' "${data[@]}" "http://$2$3" 2>/dev/null
+	curl -sS -m 3 "${tls_args[@]}" -H @"$HDR" -X "$1" -w '\n%{http_code}' "${data[@]}" "$SCHEME://$2$3" 2>/dev/null
 }
 
 # flat JSON: whitespace removed (none of the values we read hold spaces).
@@ -353,7 +406,7 @@ running_instances() {
 	INST=() INST_OTHER=0
 	for a in "${AGENTS[@]}"; do
 		alive "${PID[$a]}" || continue
-		out=$(api GET "${LISTEN[$a]}" /status) || return 1
+		out=$(agent_api GET "${LISTEN[$a]}" /status) || return 1
 		[[ ${out##*$'\n'} == 200 ]] || return 1
 		body=$(flat "${out%$'\n'*}")
 		local objs
@@ -729,8 +782,8 @@ WRITE_ADDRS="" WRITE_BODY=""
 write_accepted() {
 	local a out
 	for a in ${WRITE_ADDRS//,/ }; do
-		out=$(curl -sS -m 2 -H @"$HDR" -H 'Content-Type: application/json' -X POST \
-			--data-binary "$WRITE_BODY" -w '\n%{http_code}' "http://$a/workloads" 2>/dev/null) || continue
+		out=$(curl -sS -m 2 "${CURL_CLI[@]}" -H @"$HDR" -H 'Content-Type: application/json' -X POST \
+			--data-binary "$WRITE_BODY" -w '\n%{http_code}' "$SCHEME://$a/workloads" 2>/dev/null) || continue
 		[[ ${out##*$'\n'} == 201 ]] && return 0
 	done
 	return 1
@@ -833,6 +886,11 @@ echo "== Micro-Orchestrator fault-tolerance drill$( ((QUICK)) && echo ' (quick)'
 echo "   $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN) cores, $(uname -sr), bash $BASH_VERSION"
 echo "   replicas ${HTTP[s1]} ${HTTP[s2]} ${HTTP[s3]}; agents ${LISTEN[n1]} ${LISTEN[n2]} ${LISTEN[n3]}"
 echo "   data $DIR; workloads run 'sleep $MARK'; overall limit ${TOTAL_TIMEOUT}s"
+if ((TLS)); then
+	echo "   transport: mutual TLS (CA and server, agent, cli certificates in $TLS_DIR; --no-tls for plaintext)"
+else
+	echo "   transport: plaintext HTTP (--no-tls or DRILL_TLS=0)"
+fi
 if [[ $REAL_CPU == 1 ]]; then
 	echo "   agents report the measured CPU (DRILL_REAL_CPU=1)"
 else

@@ -10,6 +10,11 @@
 // partition scenarios. The host's root namespace is never changed: the test
 // process reaches the lab through a client namespace on the bridge.
 //
+// Every lab runs with mutual TLS: it makes its own CA and a server, an agent
+// and a cli certificate, starts replicas and agents with --tls-*, and the
+// test's own client shows the server certificate (agents accept no other).
+// MO_TEST_TLS=0 runs the labs in plaintext instead.
+//
 // It needs root and iproute2's ip; without them every test skips. Run it with
 //
 //	go test -count=1 -v ./integration/partition

@@ -3,6 +3,7 @@ package partition
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 // Ports inside every namespace: each host has its own network stack.
@@ -99,7 +101,11 @@ type lab struct {
 	client   *host
 	replicas []*replica
 	agents   []*agentNode
-	hc       *http.Client
+	tls      *labTLS         // nil in plaintext (MO_TEST_TLS=0)
+	scheme   string          // of the test's own calls: https, or http in plaintext
+	hc       *http.Client    // the test's calls to replicas
+	ac       *http.Client    // the test's calls to agents, which present an agent certificate
+	isAgent  map[string]bool // the agents' advertised addresses
 	s        *sampler
 	started  time.Time
 	hint     atomic.Pointer[replica] // the last leader seen, asked first
@@ -133,6 +139,14 @@ func newLab(t *testing.T, nAgents int) *lab {
 		t.Fatal(err)
 	}
 
+	l.scheme = "http"
+	if tlsOn() {
+		if l.tls, err = newLabTLS(filepath.Join(l.dir, "tls")); err != nil {
+			t.Fatal(err)
+		}
+		l.scheme = "https"
+	}
+
 	if l.net, err = newNetwork(l.tag, ifTag); err != nil {
 		t.Fatalf("lab network: %v", err)
 	}
@@ -155,11 +169,16 @@ func newLab(t *testing.T, nAgents int) *lab {
 		l.agents = append(l.agents, &agentNode{id: "n" + strconv.Itoa(i), h: h,
 			addr: fmt.Sprintf("%s:%d", h.ip, agentPort), data: filepath.Join(l.dir, "n"+strconv.Itoa(i))})
 	}
-	l.hc = &http.Client{Transport: &http.Transport{
-		DialContext:         (&nsDialer{ns: l.client.ns, timeout: 2 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 8,
-		IdleConnTimeout:     10 * time.Second,
-	}}
+	l.isAgent = map[string]bool{}
+	for _, a := range l.agents {
+		l.isAgent[a.addr] = true
+	}
+	var toReplicas, toAgents *tls.Config
+	if l.tls != nil {
+		toReplicas, toAgents = l.tls.toReplicas, l.tls.toAgents
+	}
+	l.hc = &http.Client{Transport: l.transport(toReplicas)}
+	l.ac = &http.Client{Transport: l.transport(toAgents)}
 
 	join := strings.Join(l.replicaAddrs(), ",")
 	for i, r := range l.replicas {
@@ -167,6 +186,7 @@ func newLab(t *testing.T, nAgents int) *lab {
 			"--http", fmt.Sprintf("0.0.0.0:%d", httpPort), "--advertise-http", r.http,
 			"--raft", fmt.Sprintf("0.0.0.0:%d", raftPort), "--advertise-raft", fmt.Sprintf("%s:%d", r.h.ip, raftPort),
 			"--data", r.data, "--token-file", tokenFile, "--log-level", "debug"}
+		args = append(args, l.tls.flags(tlsutil.RoleServer)...)
 		if i == 0 {
 			args = append(args, "--bootstrap")
 		} else {
@@ -186,6 +206,7 @@ func newLab(t *testing.T, nAgents int) *lab {
 		args := []string{"--id", a.id, "--listen", fmt.Sprintf("0.0.0.0:%d", agentPort), "--advertise", a.addr,
 			"--join", join, "--data", a.data, "--token-file", tokenFile, "--stop-grace", "3s",
 			"--cpu-file", cpu, "--log-level", "debug"}
+		args = append(args, l.tls.flags(tlsutil.RoleAgent)...)
 		if a.p, err = startProc(a.h.ns, a.id, filepath.Join(l.dir, a.id+".log"), "agent", args...); err != nil {
 			t.Fatal(err)
 		}
@@ -194,8 +215,19 @@ func newLab(t *testing.T, nAgents int) *lab {
 		return l.countNodes(api.NodeOnline) == nAgents
 	})
 	l.s = newSampler(l)
-	t.Logf("lab %s: 3 replicas and %d agents on %s0/24, ready in %s", l.tag, nAgents, subnet, time.Since(l.started).Round(time.Millisecond))
+	t.Logf("lab %s: 3 replicas and %d agents on %s0/24, %s, ready in %s", l.tag, nAgents, subnet, l.tls.mode(), time.Since(l.started).Round(time.Millisecond))
 	return l
+}
+
+// transport is an HTTP transport through the client namespace, speaking TLS
+// with tc, or plaintext when tc is nil.
+func (l *lab) transport(tc *tls.Config) *http.Transport {
+	return &http.Transport{
+		DialContext:         (&nsDialer{ns: l.client.ns, timeout: 2 * time.Second}).DialContext,
+		TLSClientConfig:     tc,
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     10 * time.Second,
+	}
 }
 
 // close stops the lab's processes and removes its namespaces and files (logs dumped on failure).
@@ -220,8 +252,10 @@ func (l *lab) close() {
 		_ = os.RemoveAll(l.dir)
 		reg.delDir(l.dir)
 	}
-	if l.hc != nil {
-		l.hc.CloseIdleConnections()
+	for _, c := range []*http.Client{l.hc, l.ac} {
+		if c != nil {
+			c.CloseIdleConnections()
+		}
 	}
 }
 
@@ -278,7 +312,9 @@ func poll(d time.Duration, cond func() bool) bool {
 	return true
 }
 
-// call makes one request through the client namespace and returns the status and body.
+// call makes one request through the client namespace and returns the
+// status and body; under TLS it shows the server certificate and expects
+// an agent's certificate from an agent's address, a server's from any other.
 func (l *lab) call(timeout time.Duration, method, address, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
@@ -290,7 +326,7 @@ func (l *lab) call(timeout time.Duration, method, address, path string, body any
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+address+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, l.scheme+"://"+address+path, rd)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -298,7 +334,11 @@ func (l *lab) call(timeout time.Duration, method, address, path string, body any
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := l.hc.Do(req)
+	hc := l.hc
+	if l.isAgent[address] {
+		hc = l.ac
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
