@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -154,12 +153,12 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	var schedTLS *tls.Config
+	var schedTLS api.TLSClient
 	if cfg.TLS != nil {
 		log.Info("mutual TLS on: the agent API accepts server certificates only", "cert", cfg.TLS.Files().Cert,
 			"expires", cfg.TLS.NotAfter().UTC().Format(time.RFC3339))
 		ln = tlsutil.NewListener(ln, cfg.TLS.ServerConfig(tlsutil.RoleServer), log.Named("tls"))
-		schedTLS = cfg.TLS.ClientConfig(tlsutil.RoleServer)
+		schedTLS = cfg.TLS.Client(tlsutil.RoleServer)
 	} else {
 		log.Warn("!!! PLAINTEXT: TLS is off (no --tls-ca/--tls-cert/--tls-key). The token and every command sent to " + cfg.Listen +
 			" cross the network in clear text. See the README, 'Transport security'. !!!")

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,7 +19,7 @@ type AgentClient struct {
 
 // NewAgentClient returns an agent client sending the token with each call,
 // over TLS when tc is set.
-func NewAgentClient(token string, timeout time.Duration, tc *tls.Config) *AgentClient {
+func NewAgentClient(token string, timeout time.Duration, tc TLSClient) *AgentClient {
 	return &AgentClient{HTTP: NewHTTPClient(token, timeout, tc)}
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"sort"
 	"sync"
@@ -9,13 +10,13 @@ import (
 	"github.com/micro-orchestrator/mo/alerts"
 )
 
-// certForget is how long a peer's certificate is remembered after its last
-// connection showed it.
+// certForget is how long a peer's certificate expiry is remembered after
+// it was last seen.
 const certForget = 2 * time.Minute
 
-// certBook remembers the expiry of the certificates that peers show on
-// their connections: each agent's on its heartbeats, each follower's on its
-// relays. It feeds the CertificateExpiring alert.
+// certBook remembers the expiry of the certificates peers use: each
+// agent's as its heartbeats show it, each follower's as it reports it in
+// GET /cluster/self. It feeds the CertificateExpiring alert.
 type certBook struct {
 	mu   sync.Mutex
 	seen map[certKey]certSeen
@@ -35,9 +36,45 @@ func (b *certBook) note(kind, id string, cs *tls.ConnectionState, now time.Time)
 	if cs == nil || len(cs.PeerCertificates) == 0 || id == "" {
 		return
 	}
+	b.noteExpiry(kind, id, cs.PeerCertificates[0].NotAfter, now)
+}
+
+// noteExpiry records a peer's certificate expiry.
+func (b *certBook) noteExpiry(kind, id string, notAfter, now time.Time) {
 	b.mu.Lock()
-	b.seen[certKey{kind, id}] = certSeen{notAfter: cs.PeerCertificates[0].NotAfter, at: now}
+	b.seen[certKey{kind, id}] = certSeen{notAfter: notAfter, at: now}
 	b.mu.Unlock()
+}
+
+// peerCertEvery is how often the leader asks its followers for their
+// certificate expiry.
+const peerCertEvery = 30 * time.Second
+
+// peerCertLoop asks every other voter, while this replica leads, for its
+// own view (GET /cluster/self), and records its certificate expiry.
+func (r *Replica) peerCertLoop(ctx context.Context) {
+	if r.cfg.TLS == nil {
+		return
+	}
+	t := time.NewTicker(peerCertEvery)
+	defer t.Stop()
+	for {
+		addrs := r.replicaHTTPByID()
+		for _, s := range r.servers() {
+			id := string(s.ID)
+			if id == r.cfg.ID || addrs[id] == "" {
+				continue
+			}
+			if self, err := r.askSelf(ctx, addrs[id]); err == nil && self.TLSCertExpires != nil && self.ID == id {
+				r.certs.noteExpiry("replica", id, *self.TLSCertExpires, time.Now())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // inputs returns the certificates seen recently, sorted, and forgets the

@@ -116,19 +116,31 @@ func (r *Replica) remoteState(ctx context.Context, addr string) (state, version 
 	if addr == "" {
 		return "unknown", "", nil
 	}
+	s, err := r.askSelf(ctx, addr)
+	if err != nil {
+		return "unreachable", "", nil
+	}
+	return s.State, s.Version, s.TLSCertExpires
+}
+
+// askSelf asks another replica for its own view (GET /cluster/self).
+func (r *Replica) askSelf(ctx context.Context, addr string) (*api.ReplicaSelf, error) {
 	ctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/cluster/self", nil)
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return "unreachable", "", nil
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var s api.ReplicaSelf
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&s) != nil {
-		return "unreachable", "", nil
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /cluster/self: %s", resp.Status)
 	}
-	return s.State, s.Version, s.TLSCertExpires
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return nil, err
+	}
+	return &s, nil
 }
 
 // handleJoin adds a replica as a voter (leader only; followers forward).

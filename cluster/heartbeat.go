@@ -53,6 +53,13 @@ func newBeatBook() *beatBook {
 	return &beatBook{heard: map[string]heardBeat{}, acks: map[string]uint64{}}
 }
 
+// clampLease bounds a lease that an agent (or a relay) reports holding to
+// twice this replica's own --agent-lease: replicas may differ a little, but
+// no report can hold exclusive recovery back for longer than that.
+func (r *Replica) clampLease(ms int64) int64 {
+	return min(max(ms, 0), 2*r.cfg.Lease.Milliseconds())
+}
+
 // noteLease raises the longest lease seen to ms.
 func noteLease(seen *atomic.Int64, ms int64) {
 	for {
@@ -74,6 +81,11 @@ func (r *Replica) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps h
 		return
 	}
 	id := ps.ByName("id")
+	if id == "" {
+		api.WriteError(w, http.StatusBadRequest, "a heartbeat names its node: POST /nodes/{id}/heartbeat")
+		return
+	}
+	hb.LeaseMillis = r.clampLease(hb.LeaseMillis)
 	r.certs.note("node", id, req.TLS, time.Now())
 	if hb.NodeID != "" && hb.NodeID != id {
 		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("heartbeat for node %q sent to the path of node %q", hb.NodeID, id))
@@ -125,9 +137,8 @@ func (r *Replica) handleHeartbeatRelay(w http.ResponseWriter, req *http.Request,
 		noLeader(w, "this replica is not (yet) an established leader")
 		return
 	}
-	noteLease(&r.leaseSeen, rel.LeaseMillis)
+	noteLease(&r.leaseSeen, r.clampLease(rel.LeaseMillis))
 	now := time.Now()
-	r.certs.note("replica", rel.From, req.TLS, now)
 	out := api.HeartbeatRelayAck{Term: ls.term, Leader: r.cfg.ID, LeaseMillis: r.cfg.Lease.Milliseconds(), Acks: make(map[string]uint64, len(rel.Beats))}
 	for node, seq := range rel.Beats {
 		if ls.health.NoteHeartbeat(node, now, rel.From, seq) {

@@ -73,7 +73,8 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 	var active []api.Alert
 	r.fsm.Read(func(s *fsm.State) { active = append(active, s.ActiveAlerts...) })
 	r.alerts.Seed(active)
-	ls.wg.Add(4)
+	ls.wg.Add(5)
+	go func() { defer ls.wg.Done(); r.peerCertLoop(ctx) }()
 	go func() { defer ls.wg.Done(); r.reachLoop(ctx, ls) }()
 	go func() { defer ls.wg.Done(); mon.Run(ctx) }()
 	go func() { defer ls.wg.Done(); eng.Run(ctx) }()

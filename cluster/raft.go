@@ -49,7 +49,9 @@ func (r *Replica) openRaft() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("listen for raft on %s: %w", c.RaftAddr, err)
 	}
+	r.tlsMu.Lock()
 	r.transport = trans
+	r.tlsMu.Unlock()
 	existing, err := raft.HasExistingState(store, store, snaps)
 	if err != nil {
 		return false, err

@@ -39,13 +39,16 @@ type Replica struct {
 	// forwardTransport carries requests forwarded to the leader.
 	forwardTransport http.RoundTripper
 	certs            *certBook // peers' certificate expiry, as their connections show it
-	httpSrv   *http.Server
-	listener  net.Listener
-	seq       atomic.Uint64 // last workload sequence number handed out (leader)
-	restore   *fsm.State
-	beats     *beatBook    // heartbeats heard while following
-	confirm   *confirmer   // leadership confirmed before a heartbeat is acknowledged
-	leaseSeen atomic.Int64 // the longest agent lease reported to this replica as leader (milliseconds)
+	// tlsMu guards what a certificate reload touches while Run sets it up.
+	tlsMu      sync.Mutex
+	raftStream *tlsStream // nil without TLS
+	httpSrv    *http.Server
+	listener   net.Listener
+	seq        atomic.Uint64 // last workload sequence number handed out (leader)
+	restore    *fsm.State
+	beats      *beatBook    // heartbeats heard while following
+	confirm    *confirmer   // leadership confirmed before a heartbeat is acknowledged
+	leaseSeen  atomic.Int64 // the longest agent lease reported to this replica as leader (milliseconds)
 
 	mu                sync.Mutex
 	leader            *leaderState // non-nil while this replica leads

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,13 +11,13 @@ import (
 	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
-// clientTLS is the TLS config for dialing a peer of the given role, or nil
-// when TLS is off.
-func (c Config) clientTLS(peer tlsutil.Role) *tls.Config {
+// clientTLS is the TLS side of an HTTP client dialing a peer of the given
+// role, or nil when TLS is off.
+func (c Config) clientTLS(peer tlsutil.Role) api.TLSClient {
 	if c.TLS == nil {
 		return nil
 	}
-	return c.TLS.ClientConfig(peer)
+	return c.TLS.Client(peer)
 }
 
 // secureHTTP puts the API listener on mutual TLS (any of the three roles
@@ -42,27 +41,34 @@ func daysLeft(t, now time.Time) int { return int(t.Sub(now).Hours() / 24) }
 // agent may register and report: POST /nodes and its heartbeat. A cli may
 // use the API, but neither report as a node nor act as a replica (join,
 // heartbeat relay).
+//
+// The agent's rule is an allowlist (POST exactly, on exactly those paths);
+// the cli's denies the report and replica paths whatever the method's case
+// and whatever the id (empty included), so that no spelling the router
+// would still route reaches those handlers.
 func roleAllowed(role tlsutil.Role, method, path string) bool {
-	report := method == http.MethodPost && (path == "/nodes" || isHeartbeatPath(path))
 	switch role {
 	case tlsutil.RoleServer:
 		return true
 	case tlsutil.RoleAgent:
-		return report
+		return method == http.MethodPost && (path == "/nodes" || isHeartbeatPath(path))
 	case tlsutil.RoleCLI:
-		return !report && path != "/cluster/heartbeats" && path != "/cluster/join"
+		report := strings.EqualFold(method, http.MethodPost) && (path == "/nodes" || path == "/nodes/")
+		return !report && !isHeartbeatPath(path) && !strings.HasPrefix(path, "/cluster/heartbeats") && !strings.HasPrefix(path, "/cluster/join")
 	}
 	return false
 }
 
-// isHeartbeatPath matches /nodes/{id}/heartbeat.
+// isHeartbeatPath matches /nodes/{id}/heartbeat, any id (empty included),
+// with or without a trailing slash.
 func isHeartbeatPath(p string) bool {
 	rest, ok := strings.CutPrefix(p, "/nodes/")
 	if !ok {
 		return false
 	}
+	rest = strings.TrimSuffix(rest, "/")
 	id, ok := strings.CutSuffix(rest, "/heartbeat")
-	return ok && id != "" && !strings.Contains(id, "/")
+	return ok && !strings.Contains(id, "/")
 }
 
 // roleCheck refuses, with 403, a request that the role of the peer's
@@ -77,7 +83,7 @@ func (r *Replica) roleCheck(next http.Handler) http.Handler {
 		role := tlsutil.PeerRole(req.TLS)
 		if !roleAllowed(role, req.Method, req.URL.Path) {
 			who := article(role)
-			refused.Note(req.RemoteAddr, "request refused for the role of its certificate",
+			refused.Note(req.RemoteAddr, "request refused for the role of its certificate", "role "+string(role),
 				fmt.Sprintf("%s certificate may not call %s %s", who, req.Method, req.URL.Path))
 			api.WriteError(w, http.StatusForbidden, fmt.Sprintf("forbidden: %s certificate may not call %s %s (%s)", who, req.Method, req.URL.Path, roleScope(role)))
 			return
@@ -122,13 +128,20 @@ func (r *Replica) ReloadTLS() {
 		r.log.Error("TLS reload failed; keeping the certificates in use", "error", err)
 		return
 	}
-	if r.transport != nil {
-		r.transport.CloseStreams()
+	// HTTP clients start new pools by themselves (api.TLSClient); raft's
+	// connections, pooled and pipelined, are closed here and dialed again.
+	r.tlsMu.Lock()
+	trans, stream := r.transport, r.raftStream
+	r.tlsMu.Unlock()
+	closed := 0
+	if trans != nil {
+		trans.CloseStreams()
 	}
-	api.CloseIdle(r.client.Transport)
-	api.CloseIdle(r.agents.HTTP.Transport)
-	api.CloseIdle(r.forwardTransport)
-	r.log.Info("TLS certificates reloaded", "expires", exp.UTC().Format(time.RFC3339), "days_left", daysLeft(exp, time.Now()))
+	if stream != nil {
+		closed = stream.closeDialed()
+	}
+	r.log.Info("TLS certificates reloaded", "expires", exp.UTC().Format(time.RFC3339), "days_left", daysLeft(exp, time.Now()),
+		"raft_connections_closed", closed)
 }
 
 // tlsNotAfter is this replica's certificate expiry, or nil without TLS.

@@ -32,6 +32,13 @@ func TestRoleAllowed(t *testing.T) {
 		{tlsutil.RoleCLI, "POST", "/cluster/heartbeats", false},
 		{tlsutil.RoleCLI, "POST", "/cluster/join", false},
 		{"", "GET", "/workloads", false},
+		{tlsutil.RoleCLI, "POST", "/nodes//heartbeat", false},
+		{tlsutil.RoleCLI, "post", "/nodes/n1/heartbeat", false},
+		{tlsutil.RoleCLI, "POST", "/nodes/n1/heartbeat/", false},
+		{tlsutil.RoleCLI, "post", "/nodes", false},
+		{tlsutil.RoleCLI, "POST", "/cluster/join/", false},
+		{tlsutil.RoleAgent, "post", "/nodes", false},
+		{tlsutil.RoleAgent, "POST", "/nodes//heartbeat", true},
 	}
 	for _, c := range cases {
 		if got := roleAllowed(c.role, c.method, c.path); got != c.want {

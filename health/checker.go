@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,7 +31,7 @@ type HTTPChecker struct {
 // NewHTTPChecker returns an HTTPChecker whose client is built by
 // api.NewHTTPClient with the cluster token, the per-check timeout and, when
 // set, the TLS config for dialing agents.
-func NewHTTPChecker(token string, timeout time.Duration, tc *tls.Config) *HTTPChecker {
+func NewHTTPChecker(token string, timeout time.Duration, tc api.TLSClient) *HTTPChecker {
 	return &HTTPChecker{client: api.NewHTTPClient(token, timeout, tc)}
 }
 

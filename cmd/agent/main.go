@@ -71,6 +71,9 @@ func main() {
 // run parses args, then runs the agent until SIGTERM or SIGINT, and returns
 // the exit code.
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	// SIGHUP reloads certificates (agent.Run watches for it); caught from
+	// the start, one that comes early never ends the agent.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -67,7 +66,7 @@ func (f clientFlags) client() *client {
 
 // tlsConfig loads the CLI's certificate when TLS flags are given: nil for
 // plaintext, or a usage error naming the file at fault.
-func (f clientFlags) tlsConfig() (*tls.Config, error) {
+func (f clientFlags) tlsConfig() (api.TLSClient, error) {
 	if !f.tls.Enabled() {
 		return nil, nil
 	}
@@ -75,7 +74,7 @@ func (f clientFlags) tlsConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, usageError(err.Error())
 	}
-	return store.ClientConfig(tlsutil.RoleServer), nil
+	return store.Client(tlsutil.RoleServer), nil
 }
 
 // httpError is a non-2xx answer.
@@ -116,6 +115,14 @@ func (c *client) do(method, path string, in, out any) error {
 			err := c.once(a.addr, method, path, body, out)
 			if err == nil {
 				return nil
+			}
+			var te *tlsError
+			if errors.As(err, &te) {
+				// A certificate mismatch at one replica does not mend itself,
+				// but another may answer: give this one up, go on.
+				a.record(err, time.Now())
+				a.gaveUp = true
+				continue
 			}
 			if !retryable(err, method) {
 				return err
@@ -277,10 +284,6 @@ func (e usageError) Error() string { return string(e) }
 // never left this machine; for a submission, never once it may have been
 // applied, since a second one would create the workloads twice.
 func retryable(err error, method string) bool {
-	var te *tlsError
-	if errors.As(err, &te) {
-		return false // a certificate mismatch does not mend itself
-	}
 	var he *httpError
 	if errors.As(err, &he) {
 		return he.status == http.StatusServiceUnavailable || (he.status == http.StatusBadGateway && method != http.MethodPost)

@@ -196,7 +196,7 @@ func TestTLSErrors(t *testing.T) {
 		{"unknown role", []string{"cert", "create", "--dir", dir, "--role", "admin"}, exitUsage, `scheduler tls cert create: --role: unknown role "admin"`},
 		{"bad ip", []string{"cert", "create", "--dir", dir, "--role", "server", "--ip", "10.0.0.1,10.0.0.300"}, exitUsage, `--ip "10.0.0.300" is not an IP address`},
 		{"empty ip", []string{"cert", "create", "--dir", dir, "--role", "server", "--ip", ""}, exitUsage, `--ip "" is not an IP address`},
-		{"role name as dns", []string{"cert", "create", "--dir", dir, "--role", "cli", "--dns", "server.mo"}, exitUsage, "is a role name"},
+		{"role name as dns", []string{"cert", "create", "--dir", dir, "--role", "cli", "--dns", "server.mo"}, exitUsage, "is in the role domain"},
 		{"bad dns", []string{"cert", "create", "--dir", dir, "--role", "server", "--dns", "a..b"}, exitUsage, "invalid DNS name"},
 		{"zero days", []string{"ca", "create", "--dir", dir, "--days", "0"}, exitUsage, "--days must be from 1"},
 		{"too many days", []string{"cert", "create", "--dir", dir, "--role", "server", "--days", "99999999"}, exitUsage, "--days must be from 1"},

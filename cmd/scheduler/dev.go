@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -231,7 +230,7 @@ func stopAll(procs []*devProc) {
 }
 
 // waitDevReady waits for a leader with three voters and three online nodes.
-func waitDevReady(ctx context.Context, addrs []string, token string, tc *tls.Config, procs []*devProc) error {
+func waitDevReady(ctx context.Context, addrs []string, token string, tc api.TLSClient, procs []*devProc) error {
 	c := &client{addrs: addrs, http: api.NewHTTPClient(token, 2*time.Second, tc), timeout: time.Second, quiet: true}
 	deadline := time.Now().Add(60 * time.Second)
 	for {

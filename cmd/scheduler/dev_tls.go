@@ -1,11 +1,11 @@
 package main
 
 import (
-	"crypto/tls"
 	"fmt"
 	"path/filepath"
 	"time"
 
+	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
@@ -15,15 +15,19 @@ type devTLS struct {
 }
 
 // makeDevTLS creates a CA and a server, an agent and a cli certificate in
-// root/tls.
+// root/tls, or keeps those a previous run left there (--dir, --keep) when
+// they all still load.
 func makeDevTLS(root string) (*devTLS, error) {
 	d := &devTLS{dir: filepath.Join(root, "tls")}
+	if d.usable() {
+		return d, nil
+	}
 	now := time.Now()
 	caCert, caKey, err := tlsutil.NewCA(now, tlsutil.DefaultCALifetime)
 	if err != nil {
 		return nil, err
 	}
-	if err := tlsutil.WritePair(d.ca(), caCert, filepath.Join(d.dir, "ca-key.pem"), caKey, false); err != nil {
+	if err := tlsutil.WritePair(d.ca(), caCert, filepath.Join(d.dir, "ca-key.pem"), caKey, true); err != nil {
 		return nil, err
 	}
 	for _, role := range tlsutil.Roles {
@@ -31,11 +35,21 @@ func makeDevTLS(root string) (*devTLS, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := tlsutil.WritePair(d.cert(role), cert, d.key(role), key, false); err != nil {
+		if err := tlsutil.WritePair(d.cert(role), cert, d.key(role), key, true); err != nil {
 			return nil, err
 		}
 	}
 	return d, nil
+}
+
+// usable reports whether every certificate in the folder loads.
+func (d *devTLS) usable() bool {
+	for _, role := range tlsutil.Roles {
+		if _, err := tlsutil.Load(tlsutil.Files{CA: d.ca(), Cert: d.cert(role), Key: d.key(role)}, role); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *devTLS) ca() string                    { return filepath.Join(d.dir, "ca.pem") }
@@ -52,7 +66,7 @@ func (d *devTLS) flags(role tlsutil.Role) []string {
 
 // clientConfig is the TLS config of dev's own calls (a cli certificate), or
 // nil without TLS.
-func (d *devTLS) clientConfig() (*tls.Config, error) {
+func (d *devTLS) clientConfig() (api.TLSClient, error) {
 	if d == nil {
 		return nil, nil
 	}
@@ -60,7 +74,7 @@ func (d *devTLS) clientConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.ClientConfig(tlsutil.RoleServer), nil
+	return s.Client(tlsutil.RoleServer), nil
 }
 
 // printExports prints the exports a CLI in another terminal needs.

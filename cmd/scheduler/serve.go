@@ -16,6 +16,11 @@ import (
 )
 
 func runServe(args []string) int {
+	// SIGHUP reloads certificates; caught from the start, one that comes
+	// before the replica runs is queued instead of ending the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg := cluster.DefaultConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.ID, "id", "", "replica ID, unique in the cluster (required)")
@@ -101,9 +106,6 @@ func runServe(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for range hup {
 			r.ReloadTLS()

@@ -158,8 +158,8 @@ func CheckDNSName(name string) error {
 	if name == "" {
 		return errors.New("empty DNS name")
 	}
-	if IsRoleName(name) {
-		return fmt.Errorf("DNS name %q is a role name: a certificate holds only its own role, given by --role", name)
+	if IsRoleName(name) || strings.HasSuffix(strings.ToLower(name), roleDomain) {
+		return fmt.Errorf("DNS name %q is in the role domain %s: a certificate holds only its own role, given by --role", name, roleDomain)
 	}
 	if net.ParseIP(name) != nil {
 		return fmt.Errorf("DNS name %q is an IP address: give it as an IP", name)

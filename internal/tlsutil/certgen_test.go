@@ -162,9 +162,9 @@ func TestNewCertRefusals(t *testing.T) {
 		now       time.Time
 		wantInErr string
 	}{
-		{"cli claims server.mo", caPEM, caKeyPEM, RoleCLI, nil, []string{"server.mo"}, time.Hour, testNow, "role name"},
-		{"role name in capitals", caPEM, caKeyPEM, RoleAgent, nil, []string{"CLI.MO"}, time.Hour, testNow, "role name"},
-		{"own role name", caPEM, caKeyPEM, RoleAgent, nil, []string{"agent.mo"}, time.Hour, testNow, "role name"},
+		{"cli claims server.mo", caPEM, caKeyPEM, RoleCLI, nil, []string{"server.mo"}, time.Hour, testNow, "role domain"},
+		{"role name in capitals", caPEM, caKeyPEM, RoleAgent, nil, []string{"CLI.MO"}, time.Hour, testNow, "role domain"},
+		{"own role name", caPEM, caKeyPEM, RoleAgent, nil, []string{"agent.mo"}, time.Hour, testNow, "role domain"},
 		{"empty DNS name", caPEM, caKeyPEM, RoleServer, nil, []string{""}, time.Hour, testNow, "empty DNS name"},
 		{"invalid DNS name", caPEM, caKeyPEM, RoleServer, nil, []string{"bad_name.example"}, time.Hour, testNow, "invalid DNS name"},
 		{"DNS name with a space", caPEM, caKeyPEM, RoleServer, nil, []string{"a b"}, time.Hour, testNow, "invalid DNS name"},

@@ -75,6 +75,24 @@ func (s *Store) ClientConfig(peer Role) *tls.Config {
 	}
 }
 
+// Client is the TLS side of an HTTP client that dials peers of one role
+// (it satisfies api.TLSClient): a client built on it starts a new
+// connection pool after each reload.
+type Client struct {
+	store *Store
+	conf  *tls.Config
+}
+
+// Client returns the TLS side of an HTTP client that dials peers of role
+// peer.
+func (s *Store) Client(peer Role) *Client { return &Client{store: s, conf: s.ClientConfig(peer)} }
+
+// Config is the client's tls.Config.
+func (c *Client) Config() *tls.Config { return c.conf }
+
+// Generation changes at each reload of the store.
+func (c *Client) Generation() uint64 { return c.store.Generation() }
+
 // checkRole accepts a certificate whose role is one of allowed.
 func checkRole(c *x509.Certificate, allowed []Role) error {
 	got := RoleOf(c)

@@ -12,11 +12,18 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// handshakeTimeout bounds a TLS handshake on an accepted connection.
-const handshakeTimeout = 10 * time.Second
+// handshakeTimeout bounds a TLS handshake on an accepted connection: peers
+// on a working network finish in milliseconds.
+const handshakeTimeout = 3 * time.Second
 
-// maxHandshakes bounds the handshakes in progress on one listener.
-const maxHandshakes = 256
+// maxHandshakes bounds the handshakes in progress on one listener, and
+// maxHandshakesPerHost those from one host: a connection over either limit
+// is closed at once, so that idle connections from one host cannot hold
+// back the handshakes of the others.
+const (
+	maxHandshakes        = 1024
+	maxHandshakesPerHost = 32
+)
 
 // listener completes the TLS handshake of each accepted connection before
 // handing it out, so that a refused peer (plaintext, no certificate, another
@@ -28,10 +35,12 @@ type listener struct {
 	refused *RefusalLog
 	conns   chan net.Conn
 	done    chan struct{}
-	sem     chan struct{}
 	once    sync.Once
-	mu      sync.Mutex
+	mu      sync.Mutex // guards err, inflight and perHost
 	err     error
+	// inflight and perHost count the handshakes in progress.
+	inflight int
+	perHost  map[string]int
 }
 
 // NewListener wraps inner: Accept returns only connections whose TLS
@@ -40,7 +49,7 @@ type listener struct {
 func NewListener(inner net.Listener, cfg *tls.Config, log hclog.Logger) net.Listener {
 	l := &listener{
 		inner: inner, cfg: cfg, refused: NewRefusalLog(log),
-		conns: make(chan net.Conn), done: make(chan struct{}), sem: make(chan struct{}, maxHandshakes),
+		conns: make(chan net.Conn), done: make(chan struct{}), perHost: map[string]int{},
 	}
 	go l.acceptLoop()
 	return l
@@ -51,28 +60,64 @@ func (l *listener) acceptLoop() {
 	for {
 		c, err := l.inner.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				l.fail(err)
+				return
 			}
-			l.fail(err)
-			return
+			// Out of file descriptors, or any other passing trouble: wait
+			// and go on, as net/http and raft do.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(backoff):
+			case <-l.done:
+				return
+			}
+			continue
 		}
 		backoff = 0
-		select {
-		case l.sem <- struct{}{}:
-		case <-l.done:
+		host := hostOf(c.RemoteAddr())
+		if !l.admit(host) {
+			l.refused.Note(c.RemoteAddr().String(), "TLS connection refused", "too many handshakes", "too many handshakes in progress")
 			c.Close()
-			return
+			continue
 		}
-		go l.handshake(c)
+		go l.handshake(c, host)
 	}
 }
 
-func (l *listener) handshake(raw net.Conn) {
-	defer func() { <-l.sem }()
+// admit counts a handshake from host in, unless a limit is reached.
+func (l *listener) admit(host string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inflight >= maxHandshakes || l.perHost[host] >= maxHandshakesPerHost {
+		return false
+	}
+	l.inflight++
+	l.perHost[host]++
+	return true
+}
+
+// finished counts a handshake from host out.
+func (l *listener) finished(host string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight--
+	if l.perHost[host]--; l.perHost[host] <= 0 {
+		delete(l.perHost, host)
+	}
+}
+
+// hostOf is an address without its port.
+func hostOf(a net.Addr) string {
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+func (l *listener) handshake(raw net.Conn, host string) {
+	defer l.finished(host)
 	tc := tls.Server(raw, l.cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
@@ -115,7 +160,8 @@ func (l *listener) fail(err error) {
 	})
 }
 
-// Close stops accepting; connections still in their handshake are closed.
+// Close stops accepting; a connection whose handshake ends after it is
+// closed then.
 func (l *listener) Close() error {
 	err := l.inner.Close()
 	l.fail(net.ErrClosed)

@@ -17,6 +17,10 @@ import (
 // only once.
 const refusalWindow = 5 * time.Minute
 
+// maxRefusalKeys bounds the (host, kind) pairs remembered; past it, new
+// pairs are logged together, once a window.
+const maxRefusalKeys = 4096
+
 // RefusalLog logs refused connections and requests: the first of each
 // (host, reason) at once, then at most once a window with the count of those
 // not logged.
@@ -24,6 +28,9 @@ type RefusalLog struct {
 	log  hclog.Logger
 	mu   sync.Mutex
 	seen map[refusalKey]*refusalSeen
+	// overflow counts refusals of pairs not remembered, logged once a window.
+	overflow       int
+	overflowLogged time.Time
 }
 
 type refusalKey struct{ host, reason string }
@@ -46,17 +53,27 @@ func (r *RefusalLog) noteHandshake(from net.Addr, err error) {
 	if reason == "" {
 		return // the peer went away mid-handshake: nothing to report
 	}
-	r.Note(from.String(), "TLS connection refused", reason)
+	r.Note(from.String(), "TLS connection refused", refusalKind(reason), reason)
 }
 
-// Note logs msg with the reason, unless the same reason from the same host
-// (its port ignored) was logged within the window.
-func (r *RefusalLog) Note(from, msg, reason string) {
+// refusalKind is the stable part of a reason (the words before any detail
+// in parentheses or after a colon), so that peer-chosen detail cannot make
+// every refusal a new one.
+func refusalKind(reason string) string {
+	if i := strings.IndexAny(reason, "(:"); i > 0 {
+		return strings.TrimSpace(reason[:i])
+	}
+	return reason
+}
+
+// Note logs msg with the reason, unless the same kind of refusal from the
+// same host (its port ignored) was logged within the window.
+func (r *RefusalLog) Note(from, msg, kind, reason string) {
 	host := from
 	if h, _, e := net.SplitHostPort(host); e == nil {
 		host = h
 	}
-	k := refusalKey{host, reason}
+	k := refusalKey{host, kind}
 	now := time.Now()
 	r.mu.Lock()
 	s := r.seen[k]
@@ -69,8 +86,24 @@ func (r *RefusalLog) Note(from, msg, reason string) {
 	if s != nil {
 		suppressed = s.suppressed
 	}
-	if len(r.seen) > 4096 {
-		clear(r.seen)
+	if s == nil && len(r.seen) >= maxRefusalKeys {
+		for key, v := range r.seen { // make room: forget pairs quiet for a window
+			if now.Sub(v.logged) >= refusalWindow {
+				delete(r.seen, key)
+			}
+		}
+		if len(r.seen) >= maxRefusalKeys {
+			r.overflow++
+			if now.Sub(r.overflowLogged) < refusalWindow {
+				r.mu.Unlock()
+				return
+			}
+			n := r.overflow
+			r.overflow, r.overflowLogged = 0, now
+			r.mu.Unlock()
+			r.log.Warn(msg+" (from many hosts; not each one logged)", "refused", n, "last_from", host, "reason", reason)
+			return
+		}
 	}
 	r.seen[k] = &refusalSeen{logged: now}
 	r.mu.Unlock()

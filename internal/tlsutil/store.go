@@ -42,6 +42,14 @@ func (f Files) Validate() error {
 	return nil
 }
 
+// usageName names an extended key usage in words.
+func usageName(u x509.ExtKeyUsage) string {
+	if u == x509.ExtKeyUsageServerAuth {
+		return "serving TLS"
+	}
+	return "TLS client use"
+}
+
 // identity is one loaded set of files.
 type identity struct {
 	pool *x509.CertPool
@@ -58,7 +66,8 @@ type Store struct {
 	role  Role
 	now   func() time.Time
 	cur   atomic.Pointer[identity]
-	mu    sync.Mutex // serialises reloads
+	gen   atomic.Uint64 // counts successful reloads
+	mu    sync.Mutex    // serialises reloads
 }
 
 // Load reads the files for a process of the given role. Every error names
@@ -92,8 +101,12 @@ func (s *Store) Reload() (time.Time, error) {
 		return time.Time{}, err
 	}
 	s.cur.Store(id)
+	s.gen.Add(1)
 	return id.leaf.NotAfter, nil
 }
+
+// Generation counts the successful reloads.
+func (s *Store) Generation() uint64 { return s.gen.Load() }
 
 // NotAfter is the current certificate's expiry.
 func (s *Store) NotAfter() time.Time { return s.cur.Load().leaf.NotAfter }
@@ -162,8 +175,28 @@ func (s *Store) read() (*identity, error) {
 			inter.AddCert(c)
 		}
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return nil, fmt.Errorf("TLS certificate file %s is not signed by the CA in %s: %w", s.files.Cert, s.files.CA, err)
+	if now.Before(leaf.NotBefore) {
+		return nil, fmt.Errorf("TLS certificate file %s is not valid before %s (is this machine's clock right?)", s.files.Cert, leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	uses := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	if s.role != RoleCLI {
+		uses = append(uses, x509.ExtKeyUsageServerAuth) // it serves too
+	}
+	for _, u := range uses {
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{u}})
+		var unknown x509.UnknownAuthorityError
+		var invalid x509.CertificateInvalidError
+		switch {
+		case err == nil:
+		case errors.As(err, &unknown):
+			return nil, fmt.Errorf("TLS certificate file %s is not signed by the CA in %s", s.files.Cert, s.files.CA)
+		case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
+			return nil, fmt.Errorf("TLS certificate file %s is not made for %s (make it with scheduler tls cert create --role %s)", s.files.Cert, usageName(u), s.role)
+		case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+			return nil, fmt.Errorf("TLS certificate file %s, or the CA in %s, is expired or not yet valid", s.files.Cert, s.files.CA)
+		default:
+			return nil, fmt.Errorf("TLS certificate file %s does not verify against the CA in %s: %w", s.files.Cert, s.files.CA, err)
+		}
 	}
 	return &identity{pool: pool, cert: pair, leaf: leaf}, nil
 }
