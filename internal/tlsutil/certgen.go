@@ -35,6 +35,24 @@ const caCommonName = "Micro-Orchestrator CA"
 // whose clock is a little behind accepts it at once.
 const certBackdate = time.Minute
 
+// newKeyMaterial makes what every new certificate needs: a P-256 key, a
+// random serial number and the key's identifier.
+func newKeyMaterial() (*ecdsa.PrivateKey, *big.Int, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	serial, err := certSerial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keyID, err := certKeyID(&key.PublicKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, serial, keyID, nil
+}
+
 // NewCA makes a self-signed CA valid from now-1min to now+lifetime and
 // returns its certificate and its private key (ECDSA P-256, PKCS #8), both
 // PEM.
@@ -42,15 +60,7 @@ func NewCA(now time.Time, lifetime time.Duration) (certPEM, keyPEM []byte, err e
 	if lifetime <= 0 {
 		return nil, nil, fmt.Errorf("CA lifetime must be positive, got %v", lifetime)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := certSerial()
-	if err != nil {
-		return nil, nil, err
-	}
-	keyID, err := certKeyID(&key.PublicKey)
+	key, serial, keyID, err := newKeyMaterial()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -113,15 +123,7 @@ func NewCert(caCertPEM, caKeyPEM []byte, role Role, ips []net.IP, dnsNames []str
 		notAfter = ca.NotAfter
 	}
 
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := certSerial()
-	if err != nil {
-		return nil, nil, err
-	}
-	keyID, err := certKeyID(&key.PublicKey)
+	key, serial, keyID, err := newKeyMaterial()
 	if err != nil {
 		return nil, nil, err
 	}
