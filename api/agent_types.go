@@ -41,6 +41,11 @@ type AgentWorkload struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// InstanceRestarting is an instance waiting out its restart delay before
+// the agent starts it again in place (restart policy); the leader counts
+// it as present.
+const InstanceRestarting = "restarting"
+
 // StartRequest is the body of POST /workloads on an agent. Term is the
 // leader's raft term and Generation the workload's placement generation; the
 // agent refuses a call older than one it has already obeyed.
