@@ -41,8 +41,9 @@ type agent struct {
 
 // agentOptions are knobs that Run sets one way and tests another.
 type agentOptions struct {
-	reapStrays bool // reap any ended child; only safe in a process that starts nothing else
-	keepEnded  int  // ended instances kept (0: maxEnded)
+	reapStrays        bool          // reap any ended child; only safe in a process that starts nothing else
+	keepEnded         int           // ended instances kept (0: maxEnded)
+	restartResetAfter time.Duration // run time after which restart counts start again (0: api.RestartResetAfter)
 }
 
 // newAgent prepares the data dir (lock, fencing state, leftovers of a
@@ -90,6 +91,9 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 		reapStrays: opts.reapStrays,
 		keepEnded:  opts.keepEnded,
 		onChange:   status.setWorkloads,
+
+		ports:             newPortAllocator(cfg.PortRange),
+		restartResetAfter: opts.restartResetAfter,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -188,7 +192,8 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("agent started", "id", cfg.ID, "listen", ln.Addr().String(), "advertise", advertise,
-		"data", cfg.DataDir, "join", cfg.Join, "stop_grace", cfg.StopGrace, "log_max_bytes", cfg.LogMaxBytes, "cpu_file", cfg.CPUFile)
+		"data", cfg.DataDir, "join", cfg.Join, "stop_grace", cfg.StopGrace, "log_max_bytes", cfg.LogMaxBytes, "cpu_file", cfg.CPUFile,
+		"port_range", cfg.PortRange.String())
 
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -63,6 +63,9 @@ type Config struct {
 	// HeartbeatInterval is how often the agent sends its heartbeat to every
 	// replica (default DefaultHeartbeatInterval).
 	HeartbeatInterval time.Duration
+	// PortRange is where the ports of workloads (their spec's ports) are
+	// picked from (default DefaultPortRange).
+	PortRange PortRange
 	// TLS, when set, serves the agent API on mutual TLS to server
 	// certificates only and makes every call to the schedulers over TLS;
 	// nil speaks plaintext (and says so).
@@ -92,6 +95,9 @@ func (c Config) withDefaults() Config {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
+	if c.PortRange == (PortRange{}) {
+		c.PortRange = DefaultPortRange
+	}
 	return c
 }
 
@@ -101,8 +107,8 @@ func (c Config) String() string {
 	if c.Token != "" {
 		tok = "set"
 	}
-	return fmt.Sprintf("id=%s listen=%s advertise=%s join=%v data=%s token=%s insecure=%t stop-grace=%s log-max-bytes=%d cpu-file=%q",
-		c.ID, c.Listen, c.Advertise, c.Join, c.DataDir, tok, c.Insecure, c.StopGrace, c.LogMaxBytes, c.CPUFile)
+	return fmt.Sprintf("id=%s listen=%s advertise=%s join=%v data=%s token=%s insecure=%t stop-grace=%s log-max-bytes=%d cpu-file=%q port-range=%s",
+		c.ID, c.Listen, c.Advertise, c.Join, c.DataDir, tok, c.Insecure, c.StopGrace, c.LogMaxBytes, c.CPUFile, c.PortRange)
 }
 
 // Validate reports every problem with c (after defaults are applied) as one
@@ -165,6 +171,9 @@ func (c Config) Validate() error {
 	}
 	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval > DefaultHeartbeatInterval {
 		add("heartbeat interval must be in (0, %s] (the leader's windows assume at least one a second), not %s", DefaultHeartbeatInterval, c.HeartbeatInterval)
+	}
+	if err := c.PortRange.Validate(); err != nil {
+		add("--port-range: %v", err)
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,9 @@
 //     dies with the agent (Pdeathsig), and is reaped by the agent, which is
 //     a child subreaper;
 //   - per-workload size-capped output files (logs.go);
+//   - the lifecycle of a generation (restart.go, check.go, ports.go):
+//     restarts in place by the workload's restart policy, health checks,
+//     and ports picked per label;
 //   - node-wide CPU and memory sampling in the background (sampler.go);
 //   - registration with the scheduler replicas (register.go);
 //   - fencing of stale leaders by raft term and placement generation
@@ -27,10 +30,27 @@
 //   - Instances are kept in memory only. On startup the agent kills the
 //     groups recorded by the previous run (only where the recorded start time
 //     still matches, so a reused pid is never hit), then starts empty.
-//   - A generation runs at most once: a start with the generation of an
-//     instance that has already ended is answered with that instance and
-//     nothing is started (422 again for a failed one). The leader restarts a
-//     workload by sending a higher generation.
+//   - A generation is started once by the leader: a start with the
+//     generation of an instance that exists is answered with that instance
+//     and nothing is started (422 again for a failed one). The leader
+//     replaces a workload by sending a higher generation.
+//   - Within a generation the agent restarts the instance in place when its
+//     restart policy allows: a service that exits (any code), a batch that
+//     exits non-zero, or a run killed by its health check, after the
+//     policy's delay, doubling up to its max_delay, at most attempts times
+//     (the count starts again after a run of api.RestartResetAfter). The
+//     instance is restarting meanwhile, then runs again with a new pid in
+//     the same directory, output and ports; a line in the output tells each
+//     restart. When the attempts run out it is failed, with the reason. A
+//     batch that exits 0 is never restarted. A stop, a newer generation or
+//     the agent's shutdown calls a pending restart off.
+//   - Health checks (http, tcp, exec) run from the agent every interval;
+//     after grace, failures in a row make the run unhealthy and its process
+//     group is killed with SIGKILL at once, without the stop grace.
+//   - Ports: each label of the spec gets a port of Config.PortRange that no
+//     other live instance holds and that could be bound when picked, passed
+//     as MO_PORT_<LABEL>; kept across restarts in place, given back when
+//     the generation ends.
 //   - When an instance's main process ends, for whatever reason, whatever is
 //     left of its process group is killed with SIGKILL.
 //   - exit_code is the exit status, or 128+signal when the process was
@@ -40,11 +60,13 @@
 //     dropped, together with their workload directory.
 //   - output.log is capped at Config.LogMaxBytes: when a write would exceed
 //     the cap, the oldest half is dropped (cut at a line boundary) behind a
-//     marker line, and writing goes on. A new generation truncates the file.
+//     marker line, and writing goes on. A new generation truncates the
+//     file; a restart in place appends to it.
 //   - Workloads run with the agent's environment minus SCHEDULER_TOKEN and
-//     any variable whose value is the token, plus the submitted env. Their
-//     working directory is <data>/workloads/<id>, stdin is /dev/null, and a
-//     command without a slash is looked up in the agent's PATH.
+//     any variable whose value is the token, plus the submitted env and
+//     MO_PORT_<LABEL> for each port. Their working directory is
+//     <data>/workloads/<id>, stdin is /dev/null, and a command without a
+//     slash is looked up in the agent's PATH.
 //   - Every workload process carries MO_INSTANCE=<agent run>:<id>:<generation>
 //     in its environment (escaped.go). Processes that leave their process
 //     group (setsid, setpgid) escape the group kill, but when the instance

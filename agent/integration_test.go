@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if IsGuard() { // the guard process runs from this test binary too
 		os.Exit(RunGuard())
 	}
+	if h := os.Getenv(testHelperEnv); h != "" { // a workload played by this test binary
+		os.Exit(runTestHelper(h))
+	}
 	code := m.Run()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)

@@ -43,6 +43,9 @@ type supervisorConfig struct {
 	keepEnded  int                       // ended instances kept in /status (default maxEnded)
 	onChange   func([]api.AgentWorkload) // called under the supervisor lock with a fresh snapshot
 	lease      *lease                    // nil: exclusive workloads are refused
+
+	ports             *portAllocator // nil: workloads with ports are refused
+	restartResetAfter time.Duration  // 0: api.RestartResetAfter
 }
 
 // supervisor runs workload instances as process groups and keeps their state.
@@ -56,6 +59,8 @@ type supervisor struct {
 	devNull *os.File
 	nullFd  uintptr
 	guard   *guard // nil if it could not start
+
+	lifecycle lifeState // health checks, restarts in place, exec check processes
 
 	// forkMu is held shared around fork+registration and exclusively by the
 	// stray reaper (so it never reaps a child not yet registered) and by
@@ -148,7 +153,7 @@ func (s *supervisor) reapStrays() {
 			return
 		}
 		s.mu.RLock()
-		_, ours := s.leaders[pid]
+		ours := s.leaders[pid] != nil || s.lifecycle.isProbe(pid)
 		s.mu.RUnlock()
 		if ours {
 			return // its supervise goroutine reaps it; look again next round
@@ -303,7 +308,7 @@ func (s *supervisor) stopInstance(in *instance, why string) error {
 // stopInstanceWithin is stopInstance with grace between SIGTERM and SIGKILL.
 func (s *supervisor) stopInstanceWithin(in *instance, why string, grace time.Duration) error {
 	s.mu.Lock()
-	if in.state != api.InstanceRunning {
+	if s.cancelRestartLocked(in, why) || in.state != api.InstanceRunning {
 		s.mu.Unlock()
 		return nil
 	}
@@ -341,7 +346,7 @@ func (s *supervisor) pruneEnded() {
 	}
 	var list []ended
 	for id, sl := range s.slots {
-		if sl.inst != nil && sl.inst.state != api.InstanceRunning && sl.refs == 0 {
+		if sl.inst != nil && !sl.inst.live() && sl.refs == 0 {
 			list = append(list, ended{id, sl.inst.exitedAt})
 		}
 	}

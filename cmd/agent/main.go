@@ -98,6 +98,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow running without a token: anyone who reaches the agent can run commands")
 	fs.DurationVar(&cfg.StopGrace, "stop-grace", agent.DefaultStopGrace, "wait between SIGTERM and SIGKILL when stopping a workload")
 	fs.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", agent.DefaultLogMaxBytes, "cap of each workload's output.log in `BYTES`; over it the oldest half is dropped")
+	cfg.PortRange = agent.DefaultPortRange
+	fs.Var(&cfg.PortRange, "port-range", "`LOW-HIGH` ports (both included) from which workloads' ports are picked, each passed as MO_PORT_<LABEL>")
 	fs.StringVar(&cfg.CPUFile, "cpu-file", "", "failure-drill hook: report the number (percent) in this `FILE` as cpu_usage at each sample instead of measuring /proc/stat; leave unset in production")
 	var tlsFiles tlsutil.Files
 	tlsutil.AddFlags(fs, &tlsFiles, false)
