@@ -27,13 +27,14 @@ type instance struct {
 	stopping  bool
 	leaseStop bool // a stop for the end of the lease was started
 
-	// the lifecycle (restart.go, check.go); life and run are set before the
+	// the lifecycle (restart.go, check.go); life, run and begun are set before the
 	// instance is published, the rest is guarded by supervisor.mu
 	life      *life
-	run       int    // 0 for the first run of the generation, n for its n-th restart
-	health    string // the check's verdict on this run; "" is unknown
-	unhealthy string // why the check killed this run, if it did
-	reason    string // why the run ended, when there is more to say than its exit code
+	run       int           // 0 for the first run of the generation, n for its n-th restart
+	begun     time.Duration // boottime when the run was started
+	health    string        // the check's verdict on this run; "" is unknown
+	unhealthy string        // why the check killed this run, if it did
+	reason    string        // why the run ended, when there is more to say than its exit code
 
 	sigMu  sync.Mutex // orders signals against reaping, so a reused pid is never signalled
 	reaped bool       // guarded by sigMu

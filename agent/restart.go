@@ -111,6 +111,7 @@ func (s *supervisor) attachLife(in *instance, req api.StartRequest, lf *life) {
 		in.run = lf.restarts
 	}
 	in.life = lf
+	in.begun = boottime()
 }
 
 // openOutput returns the run's output.log: created (truncated) by the first
@@ -197,6 +198,8 @@ func runCause(in *instance) string {
 	switch {
 	case in.unhealthy != "":
 		return in.unhealthy
+	case in.reason != "": // recorded by whatever saw the run end, such as "OOM killed"
+		return in.reason
 	case in.errMsg != "":
 		return in.errMsg
 	case in.exitCode != nil:
@@ -228,7 +231,7 @@ func (s *supervisor) afterRunLocked(in *instance) {
 		return
 	}
 	cause := runCause(in)
-	if time.Since(in.startedAt) >= s.restartResetAfter() {
+	if lf.endedAt-in.begun >= s.restartResetAfter() {
 		lf.attempts = 0
 	}
 	if lf.attempts >= p.Attempts {
