@@ -31,6 +31,8 @@ func TestConfigValidate(t *testing.T) {
 		{"ftp join", func(c *Config) { c.Join = []string{"ftp://x:1"} }, "--join"},
 		{"negative grace", func(c *Config) { c.StopGrace = -time.Second }, "--stop-grace"},
 		{"tiny log cap", func(c *Config) { c.LogMaxBytes = 100 }, "--log-max-bytes"},
+		{"negative cpu", func(c *Config) { c.CPUMillicores = -1 }, "--cpu-millicores"},
+		{"negative memory", func(c *Config) { c.MemoryMB = -1 }, "--memory-mb"},
 	}
 	for _, c := range cases {
 		cfg := good
