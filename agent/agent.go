@@ -204,7 +204,8 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 	if len(cfg.Join) > 0 {
 		client := api.NewHTTPClient(cfg.Token, registerTimeout, schedTLS)
 		wg.Go(func() {
-			if register(bg, client, cfg.Join, api.RegisterRequest{ID: cfg.ID, Address: advertise}, log) != nil {
+			reg := api.RegisterRequest{ID: cfg.ID, Address: advertise, Capacity: nodeCapacity(cfg, log)}
+			if register(bg, client, cfg.Join, reg, log) != nil {
 				return
 			}
 			client.CloseIdleConnections()

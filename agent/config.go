@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
@@ -70,6 +71,11 @@ type Config struct {
 	// certificates only and makes every call to the schedulers over TLS;
 	// nil speaks plaintext (and says so).
 	TLS *tlsutil.Store
+	// CPUMillicores and MemoryMB are the capacity the node offers to
+	// placement; zero detects it (the CPUs this process may run on ×1000,
+	// MemTotal of /proc/meminfo).
+	CPUMillicores int
+	MemoryMB      int
 }
 
 // DefaultHeartbeatInterval is the default of Config.HeartbeatInterval.
@@ -168,6 +174,12 @@ func (c Config) Validate() error {
 	}
 	if c.SampleInterval < 10*time.Millisecond {
 		add("sample interval must be at least 10ms, not %s", c.SampleInterval)
+	}
+	if c.CPUMillicores < 0 || c.CPUMillicores > api.MaxCPUMillicores {
+		add("--cpu-millicores must be 0 (detect) to %d, not %d", api.MaxCPUMillicores, c.CPUMillicores)
+	}
+	if c.MemoryMB < 0 || c.MemoryMB > api.MaxMemoryMB {
+		add("--memory-mb must be 0 (detect) to %d, not %d", api.MaxMemoryMB, c.MemoryMB)
 	}
 	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval > DefaultHeartbeatInterval {
 		add("heartbeat interval must be in (0, %s] (the leader's windows assume at least one a second), not %s", DefaultHeartbeatInterval, c.HeartbeatInterval)

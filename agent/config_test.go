@@ -33,6 +33,8 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny log cap", func(c *Config) { c.LogMaxBytes = 100 }, "--log-max-bytes"},
 		{"bad port range", func(c *Config) { c.PortRange = PortRange{Low: 30000, High: 20000} }, "--port-range"},
 		{"port range past 65535", func(c *Config) { c.PortRange = PortRange{Low: 60000, High: 70000} }, "--port-range"},
+		{"negative cpu", func(c *Config) { c.CPUMillicores = -1 }, "--cpu-millicores"},
+		{"negative memory", func(c *Config) { c.MemoryMB = -1 }, "--memory-mb"},
 	}
 	for _, c := range cases {
 		cfg := good

@@ -77,8 +77,12 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // MarshalJSON implements json.Marshaler.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// UnmarshalJSON implements json.Unmarshaler: a duration string only.
+// UnmarshalJSON implements json.Unmarshaler: a duration string only (null
+// is the field left out).
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("a duration is a string such as \"5s\" or \"500ms\", not %s", b)

@@ -100,6 +100,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", agent.DefaultLogMaxBytes, "cap of each workload's output.log in `BYTES`; over it the oldest half is dropped")
 	cfg.PortRange = agent.DefaultPortRange
 	fs.Var(&cfg.PortRange, "port-range", "`LOW-HIGH` ports (both included) from which workloads' ports are picked, each passed as MO_PORT_<LABEL>")
+	fs.IntVar(&cfg.CPUMillicores, "cpu-millicores", 0, "CPU the node offers to placement, in `MILLICORES` (1000 a core; 0 detects the CPUs the agent may run on)")
+	fs.IntVar(&cfg.MemoryMB, "memory-mb", 0, "memory the node offers to placement, in `MIB` (0 detects MemTotal of /proc/meminfo)")
 	fs.StringVar(&cfg.CPUFile, "cpu-file", "", "failure-drill hook: report the number (percent) in this `FILE` as cpu_usage at each sample instead of measuring /proc/stat; leave unset in production")
 	var tlsFiles tlsutil.Files
 	tlsutil.AddFlags(fs, &tlsFiles, false)
