@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/api"
 )
 
@@ -43,6 +44,7 @@ type supervisorConfig struct {
 	keepEnded  int                       // ended instances kept in /status (default maxEnded)
 	onChange   func([]api.AgentWorkload) // called under the supervisor lock with a fresh snapshot
 	lease      *lease                    // nil: exclusive workloads are refused
+	cgroups    *cgroup.Manager           // nil: no cgroups, see isolation.go
 }
 
 // supervisor runs workload instances as process groups and keeps their state.
@@ -102,7 +104,7 @@ func newSupervisor(cfg supervisorConfig, log hclog.Logger) (*supervisor, error) 
 		bgDone:  make(chan struct{}),
 	}
 	s.runID = newRunID()
-	if s.guard, err = startGuard(s.nullFd, s.runID, log); err != nil {
+	if s.guard, err = startGuard(s.nullFd, s.runID, cfg.cgroups, log); err != nil {
 		log.Warn("no guard process: background processes of workloads will outlive a killed agent until it restarts", "error", err)
 	}
 	if cfg.keepEnded <= 0 {
@@ -321,6 +323,7 @@ func (s *supervisor) stopInstanceWithin(in *instance, why string, grace time.Dur
 	}
 	s.log.Warn("workload ignored SIGTERM for the grace period; killing its process group", "id", in.id, "pid", in.pid, "grace", grace)
 	in.signal(syscall.SIGKILL)
+	s.killCgroup(in)
 	t.Reset(groupGoneTimeout + drainTimeout + time.Second)
 	select {
 	case <-in.done:
@@ -408,6 +411,7 @@ func (s *supervisor) Shutdown(ctx context.Context) error {
 		s.log.Warn("workloads ignored SIGTERM for the grace period; killing their process groups", "count", len(left))
 		for _, in := range left {
 			in.signal(syscall.SIGKILL)
+			s.killCgroup(in)
 		}
 		left = waitAll(ctx, left)
 	}
