@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
@@ -36,6 +37,7 @@ type agent struct {
 	lease   *lease
 	fence   *fence
 	handler http.Handler
+	cgroups *cgroup.Manager // nil: no cgroups
 	unlock  func()
 }
 
@@ -44,6 +46,10 @@ type agentOptions struct {
 	reapStrays        bool          // reap any ended child; only safe in a process that starts nothing else
 	keepEnded         int           // ended instances kept (0: maxEnded)
 	restartResetAfter time.Duration // run time after which restart counts start again (0: api.RestartResetAfter)
+	// cgroupsOff, when set, runs without cgroups for this reason, as on a
+	// machine without them; cgroups, when set, chooses the hierarchy.
+	cgroupsOff string
+	cgroups    *cgroup.Options
 }
 
 // newAgent prepares the data dir (lock, fencing state, leftovers of a
@@ -78,6 +84,13 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 	if err := rotateWorkDir(workDir); err != nil {
 		return nil, fmt.Errorf("workloads dir: %w", err)
 	}
+	cg := openCgroups(cfg, opts.cgroupsOff, opts.cgroups, log)
+	killLeftoverGroups(cg, log)
+	defer func() {
+		if err != nil {
+			closeCgroups(cg, log)
+		}
+	}()
 	status := newStatusCache(cfg.ID)
 	ls := &lease{}
 	sup, err := newSupervisor(supervisorConfig{
@@ -94,6 +107,7 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 
 		ports:             newPortAllocator(cfg.PortRange),
 		restartResetAfter: opts.restartResetAfter,
+		cgroups:           cg,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -108,6 +122,7 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 		status:  status,
 		sampler: newSampler(cfg.CPUFile, log),
 		handler: newHandler(sup, status, cfg.Token, tlsutil.NewCollector(cfg.TLS), log),
+		cgroups: cg,
 		unlock:  unlock,
 	}, nil
 }
@@ -130,6 +145,7 @@ func rotateWorkDir(workDir string) error {
 // close stops every workload (bounded by ctx) and releases the data dir.
 func (a *agent) close(ctx context.Context) error {
 	err := a.sup.Shutdown(ctx)
+	closeCgroups(a.cgroups, a.log)
 	a.unlock()
 	return err
 }

@@ -15,7 +15,9 @@
 //   - fencing of stale leaders by raft term and placement generation
 //     (fencing.go);
 //   - killing process groups left over by a previous run of the same data
-//     dir (leftovers.go) or by a killed agent (guard.go).
+//     dir (leftovers.go) or by a killed agent (guard.go);
+//   - a cgroup per instance with its resources as limits, where the machine
+//     allows (isolation.go, and the package agent/cgroup).
 //
 // # Data dir
 //
@@ -64,15 +66,29 @@
 //     file; a restart in place appends to it.
 //   - Workloads run with the agent's environment minus SCHEDULER_TOKEN and
 //     any variable whose value is the token, plus the submitted env and
-//     MO_PORT_<LABEL> for each port. Their working directory is
-//     <data>/workloads/<id>, stdin is /dev/null, and a command without a
-//     slash is looked up in the agent's PATH.
-//   - Every workload process carries MO_INSTANCE=<agent run>:<id>:<generation>
-//     in its environment (escaped.go). Processes that leave their process
-//     group (setsid, setpgid) escape the group kill, but when the instance
-//     ends the agent kills its children that carry the instance's tag, and
-//     the guard kills every process tagged with the agent's run when the
-//     agent dies. A process that clears its environment escapes both.
+//     MO_PORT_<LABEL> for each port. Their working directory is <data>/workloads/<id>, stdin is /dev/null, and a
+//     command without a slash is looked up in the agent's PATH.
+//   - With cgroups (root and a writable cgroup v1 or v2 file system; the
+//     agent logs which at start), each instance runs in the cgroup
+//     mo-agent/<node id>-<hash of the data dir>/<id>@<generation>, with
+//     memory (swap held to the same limit), CPU quota and weight, and pids
+//     limits from its resources. Its process is inside before it runs any
+//     workload code (cloned into it on v2, entered by a re-exec of the agent
+//     binary on v1), so no descendant leaves it by changing its session or
+//     environment (only one that may write cgroup files could). A stop sends SIGTERM to the process
+//     group, then after the grace kills the whole cgroup; an instance's end
+//     kills what is left of its cgroup and removes it; an OOM kill in it is
+//     reported as reason "OOM killed" (and in error). The guard kills every
+//     cgroup under the parent when the agent dies, and the next start kills
+//     those a previous run left.
+//   - Without cgroups the agent says so once at start and runs workloads
+//     without limits. Every workload process carries
+//     MO_INSTANCE=<agent run>:<id>:<generation> in its environment
+//     (escaped.go). Processes that leave their process group (setsid,
+//     setpgid) escape the group kill, but when the instance ends the agent
+//     kills its children that carry the instance's tag, and the guard kills
+//     every process tagged with the agent's run when the agent dies. A
+//     process that clears its environment escapes both.
 //   - Pdeathsig reaches a workload's main process only. Its background
 //     children are killed by the guard (guard.go), a small sh process that
 //     SIGKILLs every workload group still running once the agent is gone,

@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/api"
 )
 
@@ -16,6 +17,7 @@ type instance struct {
 	dir       string
 	exclusive bool          // runs only under the node's lease
 	out       *cappedFile   // nil if it could not be created
+	cg        *cgroup.Group // its cgroup; nil without cgroups (isolation.go)
 	done      chan struct{} // closed once the instance has ended and its group is gone
 
 	// guarded by supervisor.mu
@@ -50,6 +52,7 @@ func (in *instance) view() api.AgentWorkload {
 		Generation: in.gen,
 		Error:      in.errMsg,
 		Exclusive:  in.exclusive,
+		Reason:     in.reason,
 	}
 	if in.exitCode != nil {
 		c := *in.exitCode

@@ -82,7 +82,7 @@ func (s *supervisor) spawnRun(sl *slot, req api.StartRequest, lf *life) (api.Age
 		}
 		s.guard.announceExclusive(s.instanceTag(in))
 	}
-	pid, err := syscall.ForkExec(path, argv, attr)
+	pid, err := s.forkExec(in, req.Resources, path, argv, attr) // isolation.go: cgroup, or plain ForkExec
 	_ = pw.Close()
 	if err != nil {
 		s.forkMu.RUnlock()
@@ -203,9 +203,7 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 	if !gone {
 		s.log.Error("processes of the workload's group are still alive after SIGKILL", "id", in.id, "pgid", in.pid)
 	}
-	if n := killTagged(s.instanceTag(in)); n > 0 {
-		s.log.Warn("killed processes that had left the workload's process group", "id", in.id, "generation", in.gen, "count", n)
-	}
+	oom := s.killLeftBehind(in) // isolation.go: its cgroup, or the processes carrying its tag
 	select {
 	case <-drained:
 	case <-time.After(drainTimeout):
@@ -225,6 +223,7 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 	if errMsg == "" && (in.leaseStop || lapsed) {
 		errMsg = leaseLapsedMsg
 	}
+	errMsg = in.oomEnded(oom, errMsg)
 	in.exitCode = code
 	in.errMsg = errMsg
 	in.exitedAt = time.Now().UTC()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/api"
 )
 
@@ -44,8 +45,9 @@ type supervisorConfig struct {
 	onChange   func([]api.AgentWorkload) // called under the supervisor lock with a fresh snapshot
 	lease      *lease                    // nil: exclusive workloads are refused
 
-	ports             *portAllocator // nil: workloads with ports are refused
-	restartResetAfter time.Duration  // 0: api.RestartResetAfter
+	ports             *portAllocator  // nil: workloads with ports are refused
+	restartResetAfter time.Duration   // 0: api.RestartResetAfter
+	cgroups           *cgroup.Manager // nil: no cgroups, see isolation.go
 }
 
 // supervisor runs workload instances as process groups and keeps their state.
@@ -107,7 +109,7 @@ func newSupervisor(cfg supervisorConfig, log hclog.Logger) (*supervisor, error) 
 		bgDone:  make(chan struct{}),
 	}
 	s.runID = newRunID()
-	if s.guard, err = startGuard(s.nullFd, s.runID, log); err != nil {
+	if s.guard, err = startGuard(s.nullFd, s.runID, cfg.cgroups, log); err != nil {
 		log.Warn("no guard process: background processes of workloads will outlive a killed agent until it restarts", "error", err)
 	}
 	if cfg.keepEnded <= 0 {
@@ -326,6 +328,7 @@ func (s *supervisor) stopInstanceWithin(in *instance, why string, grace time.Dur
 	}
 	s.log.Warn("workload ignored SIGTERM for the grace period; killing its process group", "id", in.id, "pid", in.pid, "grace", grace)
 	in.signal(syscall.SIGKILL)
+	s.killCgroup(in)
 	t.Reset(groupGoneTimeout + drainTimeout + time.Second)
 	select {
 	case <-in.done:
@@ -413,6 +416,7 @@ func (s *supervisor) Shutdown(ctx context.Context) error {
 		s.log.Warn("workloads ignored SIGTERM for the grace period; killing their process groups", "count", len(left))
 		for _, in := range left {
 			in.signal(syscall.SIGKILL)
+			s.killCgroup(in)
 		}
 		left = waitAll(ctx, left)
 	}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/micro-orchestrator/mo/agent"
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
@@ -64,6 +65,9 @@ once), 1 runtime error, 2 usage error.
 func main() {
 	if agent.IsGuard() {
 		os.Exit(agent.RunGuard())
+	}
+	if cgroup.IsShim() { // enters a workload's cgroup, then execs it
+		os.Exit(cgroup.RunShim())
 	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
