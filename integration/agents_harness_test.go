@@ -11,11 +11,19 @@ import (
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
-// startFullCluster starts 3 replicas and 3 agents, all healthy.
+// startFullCluster starts 3 replicas and 3 agents, all healthy, on TLS
+// unless MO_TEST_TLS=0.
 func startFullCluster(t testing.TB) *testCluster {
-	tc := newTestCluster(t)
+	return startFullClusterWith(t, defaultCerts())
+}
+
+// startFullClusterWith starts 3 replicas and 3 agents with certs (nil:
+// plaintext).
+func startFullClusterWith(t testing.TB, certs *certSet) *testCluster {
+	tc := newTestClusterWith(t, certs)
 	tc.startReplicas(3)
 	tc.startAgents(3)
 	return tc
@@ -48,6 +56,7 @@ func (tc *testCluster) startAgent(a *agentProc, flags ...string) {
 	}
 	args := append([]string{"--id", a.id, "--listen", a.listen, "--join", strings.Join(tc.httpAddrs(), ","),
 		"--data", a.data, "--token", tc.token, "--stop-grace", "3s", "--log-level", "debug"}, flags...)
+	args = append(args, tc.certs.flags(tlsutil.RoleAgent)...)
 	a.proc = startProc(tc.t, a.id, filepath.Join(tc.dir, a.id+".log"), "agent", args...)
 }
 

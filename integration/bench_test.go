@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,65 +42,156 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[idx]
 }
 
-func summarize(name string, ds []time.Duration) string {
-	return fmt.Sprintf("%-34s n=%-3d median=%-8s p99=%-8s max=%s", name, len(ds),
-		percentile(ds, 50).Round(time.Millisecond), percentile(ds, 99).Round(time.Millisecond), percentile(ds, 100).Round(time.Millisecond))
+// The failover and throughput measurements run each trial on a plaintext
+// cluster and on a TLS one, alternately (so that a change in the machine's
+// load hits both alike), and print both side by side; at the end of the run
+// TestMain prints every row again in one table.
+
+// benchRow is one measurement with TLS off and on: durations, or, for a
+// rate row, a number per second over rounds windows.
+type benchRow struct {
+	name            string
+	off, on         []time.Duration
+	rate            bool
+	offRate, onRate float64
+	rounds          int
 }
+
+var (
+	benchMu   sync.Mutex
+	benchRows []benchRow
+)
+
+// reportBench prints rows as a table and keeps them for the final one.
+func reportBench(rows ...benchRow) {
+	benchMu.Lock()
+	benchRows = append(benchRows, rows...)
+	benchMu.Unlock()
+	fmt.Printf("\n%s", benchTable(rows))
+}
+
+// printBenchTable prints every row reported during the run, if any.
+func printBenchTable() {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if len(benchRows) > 0 {
+		fmt.Printf("\nAll cluster measurements, TLS off and on:\n%s", benchTable(benchRows))
+	}
+}
+
+// benchTable lays rows out side by side; on/off is the ratio of the
+// medians, or of the rates.
+func benchTable(rows []benchRow) string {
+	var b strings.Builder
+	line := func(cols ...any) { fmt.Fprintf(&b, "%-44s %11s | %9s %9s | %9s %9s | %6s\n", cols...) }
+	line("", "", "TLS off", "", "TLS on", "", "on/off")
+	line("measurement", "n off/on", "median", "p99", "median", "p99", "")
+	for _, r := range rows {
+		if r.rate {
+			line(r.name, fmt.Sprintf("%d rounds", r.rounds), fmt.Sprintf("%.0f/s", r.offRate), "",
+				fmt.Sprintf("%.0f/s", r.onRate), "", ratio(r.onRate, r.offRate))
+			continue
+		}
+		om, on := percentile(r.off, 50), percentile(r.on, 50)
+		line(r.name, fmt.Sprintf("%d/%d", len(r.off), len(r.on)), roundDur(om), roundDur(percentile(r.off, 99)),
+			roundDur(on), roundDur(percentile(r.on, 99)), ratio(float64(on), float64(om)))
+	}
+	return b.String()
+}
+
+// ratio is on/off with two decimals, or "-" when off is zero.
+func ratio(on, off float64) string {
+	if off == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", on/off)
+}
+
+// roundDur rounds to a millisecond, or to 0.1 ms below 10 ms.
+func roundDur(d time.Duration) string {
+	if d < 10*time.Millisecond {
+		return d.Round(100 * time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// benchModes are the certificates of the two clusters of a measurement:
+// none (plaintext), then the shared ones (TLS).
+func benchModes() [2]*certSet { return [2]*certSet{nil, sharedCerts} }
 
 // Leader failover: time from kill -9 of the leader to the first write
-// acknowledged by the new leader, over repeated kills.
+// acknowledged by the new leader, over repeated kills, TLS off and on.
 func TestBenchLeaderFailover(t *testing.T) {
 	requireBench(t)
-	tc := newTestCluster(t)
-	tc.startReplicas(3)
-	runs := 12
-	var ds []time.Duration
-	c := newClient(tc.token)
-	c.http.Timeout = time.Second
-	for i := 0; i < runs; i++ {
-		l := tc.leader()
-		var others []*replica
-		for _, r := range tc.replicas {
-			if r != l {
-				others = append(others, r)
-			}
-		}
-		l.proc.kill()
-		start := time.Now()
-		for k := 0; ; k++ {
-			r := others[k%len(others)]
-			code, _, err := c.call("POST", r.http, "/workloads", api.SubmitRequest{Name: "probe", Command: "true"})
-			if err == nil && code == http.StatusCreated {
-				break
-			}
-			if time.Since(start) > 30*time.Second {
-				t.Fatal("no write accepted within 30s of the leader kill")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		ds = append(ds, time.Since(start))
-		tc.startReplica(l)
-		tc.waitMembers(3)
+	var clusters [2]*testCluster
+	for m, certs := range benchModes() {
+		clusters[m] = newTestClusterWith(t, certs)
+		clusters[m].startReplicas(3)
 	}
-	fmt.Printf("\n%s\n", summarize("leader kill -9 -> write accepted", ds))
+	const runs = 15
+	var ds [2][]time.Duration
+	for i := 0; i < runs; i++ {
+		for m, tc := range clusters {
+			ds[m] = append(ds[m], leaderTrial(t, tc))
+		}
+	}
+	reportBench(benchRow{name: "leader kill -9 -> write accepted", off: ds[0], on: ds[1]})
 }
 
-// Submission throughput through the leader and through a follower.
+// leaderTrial kills the leader, measures the time until another replica
+// acknowledges a write, and restarts the killed one.
+func leaderTrial(t *testing.T, tc *testCluster) time.Duration {
+	c := tc.newClient(tc.token)
+	c.http.Timeout = time.Second
+	l := tc.leader()
+	var others []*replica
+	for _, r := range tc.replicas {
+		if r != l {
+			others = append(others, r)
+		}
+	}
+	l.proc.kill()
+	start := time.Now()
+	for k := 0; ; k++ {
+		r := others[k%len(others)]
+		code, _, err := c.call("POST", r.http, "/workloads", api.SubmitRequest{Name: "probe", Command: "true"})
+		if err == nil && code == http.StatusCreated {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("no write accepted within 30s of the leader kill")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d := time.Since(start)
+	tc.startReplica(l)
+	tc.waitMembers(3)
+	return d
+}
+
+// Submission throughput through the leader and through a follower with 16
+// concurrent clients, TLS off and on: three rounds of 4 s per case, the cases
+// alternating. Each client keeps its connection, so the TLS cost measured is
+// that of the requests, raft and forwarding, not of new handshakes.
 func TestBenchSubmitThroughput(t *testing.T) {
 	requireBench(t)
-	tc := newTestCluster(t)
-	tc.startReplicas(3)
-	measure := func(address string) (float64, time.Duration) {
-		var n atomic.Int64
+	var clusters [2]*testCluster
+	for m, certs := range benchModes() {
+		clusters[m] = newTestClusterWith(t, certs)
+		clusters[m].startReplicas(3)
+	}
+	const rounds, clients, window = 3, 16, 4 * time.Second
+	measure := func(tc *testCluster, address string) (int64, []time.Duration, int64) {
+		var n, failed atomic.Int64
 		var lat []time.Duration
 		var mu sync.Mutex
-		stop := time.Now().Add(5 * time.Second)
+		stop := time.Now().Add(window)
 		var wg sync.WaitGroup
-		for g := 0; g < 16; g++ {
+		for g := 0; g < clients; g++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c := newClient(tc.token)
+				c := tc.newClient(tc.token)
 				for time.Now().Before(stop) {
 					s := time.Now()
 					code, _, err := c.call("POST", address, "/workloads", api.SubmitRequest{Name: "tp", Command: "true"})
@@ -108,20 +200,47 @@ func TestBenchSubmitThroughput(t *testing.T) {
 						mu.Lock()
 						lat = append(lat, time.Since(s))
 						mu.Unlock()
+					} else {
+						failed.Add(1)
 					}
 				}
 			}()
 		}
 		wg.Wait()
-		return float64(n.Load()) / 5, percentile(lat, 99)
+		return n.Load(), lat, failed.Load()
 	}
-	l := tc.leader()
-	f := tc.followers()[0]
-	lr, lp := measure(l.http)
-	fr, fp := measure(f.http)
-	fmt.Printf("\n%-28s %10s %10s\n", "submissions (16 clients)", "per sec", "p99")
-	fmt.Printf("%-28s %10.0f %10s\n", "through the leader", lr, lp.Round(time.Millisecond))
-	fmt.Printf("%-28s %10.0f %10s\n", "through a follower", fr, fp.Round(time.Millisecond))
+	type result struct {
+		n, failed int64
+		lat       []time.Duration
+	}
+	var res [2][2]result // [via the leader, via a follower][TLS off, on]
+	for round := 0; round < rounds; round++ {
+		for via := range res {
+			for m, tc := range clusters {
+				target := tc.leader()
+				if via == 1 {
+					target = tc.followers()[0]
+				}
+				n, lat, failed := measure(tc, target.http)
+				res[via][m].n += n
+				res[via][m].failed += failed
+				res[via][m].lat = append(res[via][m].lat, lat...)
+			}
+		}
+	}
+	secs := (rounds * window).Seconds()
+	var rows []benchRow
+	for via, name := range []string{"the leader", "a follower"} {
+		off, on := res[via][0], res[via][1]
+		if off.failed+on.failed > 0 {
+			t.Logf("submissions via %s not acknowledged: %d with TLS off, %d with TLS on", name, off.failed, on.failed)
+		}
+		rows = append(rows,
+			benchRow{name: fmt.Sprintf("submissions/s via %s (%d clients)", name, clients), rate: true, rounds: rounds,
+				offRate: float64(off.n) / secs, onRate: float64(on.n) / secs},
+			benchRow{name: "  latency of a submission via " + name, off: off.lat, on: on.lat})
+	}
+	reportBench(rows...)
 }
 
 // agentTrial kills an agent (and, when withLeader, the leader at the same
@@ -187,25 +306,33 @@ func (tc *testCluster) nodeStatus(id string) string {
 }
 
 // Agent kill -9 (and leader + agent together): detection and total recovery
-// times with the default settings, over repeated trials.
+// times with the default settings, over repeated trials, TLS off and on.
 func TestBenchAgentFailover(t *testing.T) {
 	requireBench(t)
-	tc := startFullCluster(t)
-	ids := tc.submitSleepers(6)
-	var det, rec, ldet, lrec []time.Duration
-	for i := 0; i < 12; i++ {
-		d, r := agentTrial(t, tc, ids, tc.agents[i%3], false)
-		det, rec = append(det, d), append(rec, r)
+	var clusters [2]*testCluster
+	var ids [2][]string
+	for m, certs := range benchModes() {
+		clusters[m] = startFullClusterWith(t, certs)
+		ids[m] = clusters[m].submitSleepers(6)
+	}
+	var det, rec, ldet, lrec [2][]time.Duration
+	for i := 0; i < 15; i++ {
+		for m, tc := range clusters {
+			d, r := agentTrial(t, tc, ids[m], tc.agents[i%3], false)
+			det[m], rec[m] = append(det[m], d), append(rec[m], r)
+		}
 	}
 	for i := 0; i < 6; i++ {
-		d, r := agentTrial(t, tc, ids, tc.agents[i%3], true)
-		ldet, lrec = append(ldet, d), append(lrec, r)
+		for m, tc := range clusters {
+			d, r := agentTrial(t, tc, ids[m], tc.agents[i%3], true)
+			ldet[m], lrec[m] = append(ldet[m], d), append(lrec[m], r)
+		}
 	}
-	fmt.Printf("\n%s\n%s\n%s\n%s\n",
-		summarize("agent kill -9 -> offline", det),
-		summarize("agent kill -9 -> workloads running", rec),
-		summarize("leader+agent kill -> offline", ldet),
-		summarize("leader+agent kill -> running", lrec))
+	reportBench(
+		benchRow{name: "agent kill -9 -> offline", off: det[0], on: det[1]},
+		benchRow{name: "agent kill -9 -> workloads running", off: rec[0], on: rec[1]},
+		benchRow{name: "leader+agent kill -> offline", off: ldet[0], on: ldet[1]},
+		benchRow{name: "leader+agent kill -> running", off: lrec[0], on: lrec[1]})
 }
 
 // One node's 1,000 workloads move to another node: time from the kill to all

@@ -107,7 +107,7 @@ func TestCLIWhenThingsGoWrong(t *testing.T) {
 		script, _, _ := tc.cli("completion", "bash")
 		bin := filepath.Join(binDir, "scheduler")
 		cmd := exec.Command(bash, "-c", script+"\nCOMP_WORDS=("+bin+" stop ''); COMP_CWORD=2; _scheduler; echo \"${COMPREPLY[@]}\"")
-		cmd.Env = append(os.Environ(), "SCHEDULER_TOKEN="+tc.token, "SCHEDULER_ADDR="+f.http)
+		cmd.Env = tc.cliEnv("SCHEDULER_TOKEN="+tc.token, "SCHEDULER_ADDR="+f.http)
 		got, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(got), batch[0]) || !strings.Contains(string(got), odd) {
 			t.Errorf("completing stop's IDs: %v %s", err, got)
@@ -206,7 +206,7 @@ type cliProc struct {
 func startCLI(t *testing.T, tc *testCluster, args ...string) *cliProc {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "scheduler"), args...)
-	cmd.Env = append(os.Environ(), "SCHEDULER_TOKEN="+tc.token, "SCHEDULER_ADDR="+strings.Join(tc.httpAddrs(), ","))
+	cmd.Env = tc.cliEnv("SCHEDULER_TOKEN="+tc.token, "SCHEDULER_ADDR="+strings.Join(tc.httpAddrs(), ","))
 	p := &cliProc{cmd: cmd, done: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{mu: &p.mu, w: &p.errb}
 	stdout, err := cmd.StdoutPipe()

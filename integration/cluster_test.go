@@ -279,9 +279,9 @@ func TestNoLeaderAnswers503(t *testing.T) {
 		}
 	}
 	waitFor(t, 20*time.Second, "503 with Retry-After from the survivor", func() bool {
-		req, _ := http.NewRequest("POST", "http://"+survivor.http+"/workloads", strings.NewReader(`{"name":"x","command":"true"}`))
+		req, _ := http.NewRequest("POST", tc.c.url(survivor.http, "/workloads"), strings.NewReader(`{"name":"x","command":"true"}`))
 		req.Header.Set("Authorization", "Bearer "+tc.token)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := tc.c.http.Do(req)
 		if err != nil {
 			return false
 		}

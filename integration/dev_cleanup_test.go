@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 // `make run | tee log`, then Ctrl-C: tee dies with the dev process's stdout
@@ -31,8 +32,11 @@ func TestDevCleansUpWhenStdoutIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer errLog.Close()
-	cmd := exec.Command(filepath.Join(binDir, "scheduler"), "dev",
-		"--http-port", strconv.Itoa(freePort(t)), "--raft-port", strconv.Itoa(freePort(t)), "--agent-port", strconv.Itoa(freePort(t)))
+	args := []string{"dev", "--http-port", strconv.Itoa(freePort(t)), "--raft-port", strconv.Itoa(freePort(t)), "--agent-port", strconv.Itoa(freePort(t))}
+	if !tlsByDefault {
+		args = append(args, "--no-tls")
+	}
+	cmd := exec.Command(filepath.Join(binDir, "scheduler"), args...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Stdout, cmd.Stderr = stdoutW, errLog
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -61,6 +65,7 @@ func TestDevCleansUpWhenStdoutIsGone(t *testing.T) {
 	// Read what dev prints up to its last line of start-up.
 	var dataDir, token string
 	var replicaAddr string
+	tlsFiles := map[string]string{} // SCHEDULER_TLS_* as dev prints them
 	lines := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(stdoutR)
@@ -83,6 +88,10 @@ read:
 				dataDir = strings.TrimSuffix(strings.TrimPrefix(l, "Starting a local cluster in "), " ...")
 			case strings.HasPrefix(l, "  export SCHEDULER_TOKEN="):
 				token = strings.TrimPrefix(l, "  export SCHEDULER_TOKEN=")
+			case strings.HasPrefix(l, "  export SCHEDULER_TLS_"):
+				if k, v, ok := strings.Cut(strings.TrimPrefix(l, "  export "), "="); ok {
+					tlsFiles[k] = v
+				}
 			case len(f) == 5 && (f[0] == "replica" || f[0] == "agent"):
 				pid, err := strconv.Atoi(f[3])
 				if err != nil {
@@ -106,8 +115,16 @@ read:
 		t.Fatalf("data dir: %v", err)
 	}
 
-	// A workload runs, so that its process must go too.
-	c := newClient(token)
+	// A workload runs, so that its process must go too. With TLS (dev's
+	// default) the client uses the cli certificate dev made.
+	c := plainClient(token)
+	if tlsByDefault {
+		cfg, err := clientTLSFiles(tlsFiles[tlsutil.EnvCA], tlsFiles[tlsutil.EnvCert], tlsFiles[tlsutil.EnvKey])
+		if err != nil {
+			t.Fatalf("dev's TLS files %v: %v", tlsFiles, err)
+		}
+		c = newTLSClient(token, cfg)
+	}
 	code, b, err := c.call("POST", replicaAddr, "/workloads", api.SubmitRequest{Name: "sleeper", Command: "sleep", Args: []string{"600"}})
 	if err != nil || code != 201 {
 		t.Fatalf("submit: %d %s %v", code, b, err)

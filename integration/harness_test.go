@@ -2,7 +2,10 @@ package integration
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,16 +21,30 @@ import (
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
 var binDir string
 
-func TestMain(m *testing.M) {
+// sharedCerts is the CA and the server, agent and cli certificates of every
+// TLS cluster that does not bring its own. It is made once per run.
+var sharedCerts *certSet
+
+// tlsByDefault is whether newTestCluster (and newClient) speak mutual TLS:
+// yes, unless MO_TEST_TLS=0 asks for plaintext.
+var tlsByDefault = os.Getenv("MO_TEST_TLS") != "0"
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+// runMain builds the binaries and the shared certificates, runs the tests
+// and removes both folders.
+func runMain(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "mo-integration-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
+	defer os.RemoveAll(dir)
 	binDir = dir
 	for _, name := range []string{"scheduler", "agent"} {
 		if _, err := os.Stat(filepath.Join("..", "cmd", name, "main.go")); err != nil {
@@ -36,12 +53,147 @@ func TestMain(m *testing.M) {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../cmd/"+name).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
-			os.Exit(1)
+			return 1
 		}
 	}
+	certDir, err := os.MkdirTemp("", "mo-integration-tls-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(certDir)
+	if sharedCerts, err = newCertSet(certDir); err != nil {
+		fmt.Fprintf(os.Stderr, "making the test certificates: %v\n", err)
+		return 1
+	}
 	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	printBenchTable()
+	return code
+}
+
+// certSet is a CA and one certificate per role, as files in dir, plus the
+// client side the harness uses against a cluster of these certificates: the
+// server certificate (accepted by replicas and agents alike) and the CA as
+// the only root.
+type certSet struct {
+	dir             string
+	caPEM, caKeyPEM []byte
+	pool            *x509.CertPool
+	transport       *http.Transport // shared by the clients of this set
+}
+
+// newCertSet makes a new CA and a server, an agent and a cli certificate
+// (valid for a year, for 127.0.0.1 and localhost) in dir.
+func newCertSet(dir string) (*certSet, error) {
+	now := time.Now()
+	caPEM, caKeyPEM, err := tlsutil.NewCA(now, tlsutil.DefaultCALifetime)
+	if err != nil {
+		return nil, err
+	}
+	cs := &certSet{dir: dir, caPEM: caPEM, caKeyPEM: caKeyPEM, pool: x509.NewCertPool()}
+	if !cs.pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the new CA does not parse")
+	}
+	if err := tlsutil.WritePair(cs.caFile(), caPEM, filepath.Join(dir, "ca-key.pem"), caKeyPEM, false); err != nil {
+		return nil, err
+	}
+	for _, role := range tlsutil.Roles {
+		certPEM, keyPEM, err := cs.issue(role, now, tlsutil.DefaultCertLifetime)
+		if err != nil {
+			return nil, err
+		}
+		if err := tlsutil.WritePair(cs.certFile(role), certPEM, cs.keyFile(role), keyPEM, false); err != nil {
+			return nil, err
+		}
+	}
+	pair, err := tls.LoadX509KeyPair(cs.certFile(tlsutil.RoleServer), cs.keyFile(tlsutil.RoleServer))
+	if err != nil {
+		return nil, err
+	}
+	cs.transport = newTransport(&tls.Config{RootCAs: cs.pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
+	return cs, nil
+}
+
+// issue makes a new certificate of role signed by the set's CA, valid from
+// now for lifetime; it writes nothing.
+func (cs *certSet) issue(role tlsutil.Role, now time.Time, lifetime time.Duration) (certPEM, keyPEM []byte, err error) {
+	return tlsutil.NewCert(cs.caPEM, cs.caKeyPEM, role, nil, nil, now, lifetime)
+}
+
+// caFile, certFile and keyFile name the set's files.
+func (cs *certSet) caFile() string { return filepath.Join(cs.dir, "ca.pem") }
+
+func (cs *certSet) certFile(role tlsutil.Role) string {
+	return filepath.Join(cs.dir, string(role)+".pem")
+}
+
+func (cs *certSet) keyFile(role tlsutil.Role) string {
+	return filepath.Join(cs.dir, string(role)+"-key.pem")
+}
+
+// flags are the --tls-* flags of a process of role; none for a nil set
+// (plaintext).
+func (cs *certSet) flags(role tlsutil.Role) []string {
+	if cs == nil {
+		return nil
+	}
+	return []string{"--tls-ca", cs.caFile(), "--tls-cert", cs.certFile(role), "--tls-key", cs.keyFile(role)}
+}
+
+// env is the CLI's SCHEDULER_TLS_* environment for the cli certificate;
+// none for a nil set.
+func (cs *certSet) env() []string {
+	if cs == nil {
+		return nil
+	}
+	return []string{tlsutil.EnvCA + "=" + cs.caFile(), tlsutil.EnvCert + "=" + cs.certFile(tlsutil.RoleCLI), tlsutil.EnvKey + "=" + cs.keyFile(tlsutil.RoleCLI)}
+}
+
+// client is a JSON client of a cluster of this set, speaking https with the
+// server certificate; plaintext for a nil set.
+func (cs *certSet) client(token string) *client {
+	if cs == nil {
+		return &client{http: &http.Client{Timeout: 20 * time.Second, Transport: plainTransport}, token: token, scheme: "http"}
+	}
+	return &client{http: &http.Client{Timeout: 20 * time.Second, Transport: cs.transport}, token: token, scheme: "https"}
+}
+
+// defaultCerts is the certificate set of a cluster that did not choose: the
+// shared one, or none when MO_TEST_TLS=0.
+func defaultCerts() *certSet {
+	if tlsByDefault {
+		return sharedCerts
+	}
+	return nil
+}
+
+// plainTransport is the transport of every plaintext client; it keeps
+// enough idle connections for the benchmarks' 16 concurrent clients.
+var plainTransport = newTransport(nil)
+
+// newTransport is an HTTP transport that speaks TLS with cfg, or plaintext
+// when cfg is nil.
+func newTransport(cfg *tls.Config) *http.Transport {
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     cfg,
+		TLSHandshakeTimeout: 5 * time.Second,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     30 * time.Second,
+	}
+}
+
+// cleanEnv is the test's environment without SCHEDULER_TLS_*, so that only
+// what a test passes decides whether a process speaks TLS.
+func cleanEnv() []string {
+	var out []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "SCHEDULER_TLS_") {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -73,6 +225,7 @@ func startProc(t testing.TB, name, logPath string, bin string, args ...string) *
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(binDir, bin), args...)
+	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -132,15 +285,48 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// client is a small JSON client of the scheduler or agent API.
+// client is a small JSON client of the scheduler or agent API, over https
+// or plaintext HTTP.
 type client struct {
-	http  *http.Client
-	token string
+	http   *http.Client
+	token  string
+	scheme string // "https" or "http"
 }
 
-func newClient(token string) *client {
-	return &client{http: &http.Client{Timeout: 20 * time.Second}, token: token}
+// newClient is a client of a cluster made by newTestCluster: https with the
+// shared certificates, or plaintext under MO_TEST_TLS=0. A client of a
+// cluster that chose its mode comes from tc.newClient.
+func newClient(token string) *client { return defaultCerts().client(token) }
+
+// plainClient is a client that speaks plaintext HTTP.
+func plainClient(token string) *client { return (*certSet)(nil).client(token) }
+
+// newTLSClient is a client that speaks https with cfg, on a transport of its
+// own.
+func newTLSClient(token string, cfg *tls.Config) *client {
+	return &client{http: &http.Client{Timeout: 20 * time.Second, Transport: newTransport(cfg)}, token: token, scheme: "https"}
 }
+
+// clientTLSFiles is the client side of mutual TLS from files: the CA as the
+// only root, the certificate and key as the client certificate.
+func clientTLSFiles(caFile, certFile, keyFile string) (*tls.Config, error) {
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s: no certificate in it", caFile)
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// url is the URL of path on address in the client's scheme.
+func (c *client) url(address, path string) string { return c.scheme + "://" + address + path }
 
 // call makes a request and returns the status and body.
 func (c *client) call(method, address, path string, body any) (int, []byte, error) {
@@ -158,7 +344,7 @@ func (c *client) call(method, address, path string, body any) (int, []byte, erro
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, "http://"+address+path, rd)
+	req, err := http.NewRequest(method, c.url(address, path), rd)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -201,6 +387,7 @@ type testCluster struct {
 	agents   []*agentProc
 	c        *client
 	extra    []string // extra flags for every replica
+	certs    *certSet // the cluster's certificates; nil: plaintext
 	mu       sync.Mutex
 }
 
@@ -210,13 +397,43 @@ type agentProc struct {
 	proc             *proc
 }
 
+// newTestCluster is a cluster on mutual TLS with the shared certificates,
+// or in plaintext under MO_TEST_TLS=0; extra flags go to every replica.
 func newTestCluster(t testing.TB, extra ...string) *testCluster {
+	return newTestClusterWith(t, defaultCerts(), extra...)
+}
+
+// newPlainTestCluster is a cluster in plaintext whatever MO_TEST_TLS says.
+func newPlainTestCluster(t testing.TB, extra ...string) *testCluster {
+	return newTestClusterWith(t, nil, extra...)
+}
+
+// newTestClusterWith is a cluster on mutual TLS with certs, or in plaintext
+// when certs is nil.
+func newTestClusterWith(t testing.TB, certs *certSet, extra ...string) *testCluster {
 	dir := t.TempDir()
 	token := "test-token-" + strconv.Itoa(os.Getpid())
-	tc := &testCluster{t: t, dir: dir, token: token, c: newClient(token), extra: extra}
+	tc := &testCluster{t: t, dir: dir, token: token, c: certs.client(token), extra: extra, certs: certs}
 	t.Cleanup(tc.dumpLogs) // runs after the processes are killed, before dir is removed
 	return tc
 }
+
+// newClient is a client of this cluster: https when it speaks TLS.
+func (tc *testCluster) newClient(token string) *client { return tc.certs.client(token) }
+
+// tlsOn reports whether the cluster speaks mutual TLS.
+func (tc *testCluster) tlsOn() bool { return tc.certs != nil }
+
+// cliEnv is the environment of a CLI process run against the cluster: the
+// test's own without SCHEDULER_TLS_*, the cli certificate when the cluster
+// speaks TLS, then extra.
+func (tc *testCluster) cliEnv(extra ...string) []string {
+	return append(append(cleanEnv(), tc.certs.env()...), extra...)
+}
+
+// cliTLSFlags are the --tls-* flags of a CLI process started with startProc
+// (the cli certificate), or none in plaintext.
+func (tc *testCluster) cliTLSFlags() []string { return tc.certs.flags(tlsutil.RoleCLI) }
 
 // startReplicas starts n replicas (the first bootstraps, the others join)
 // and waits until all are voters under one leader.
@@ -252,6 +469,7 @@ func (tc *testCluster) httpAddrs() []string {
 func (tc *testCluster) startReplica(r *replica, flags ...string) {
 	args := append([]string{"serve", "--id", r.id, "--http", r.http, "--raft", r.raft, "--data", r.data, "--token", tc.token, "--log-level", "debug"}, flags...)
 	args = append(args, tc.extra...)
+	args = append(args, tc.certs.flags(tlsutil.RoleServer)...)
 	r.proc = startProc(tc.t, r.id, filepath.Join(tc.dir, r.id+".log"), "scheduler", args...)
 }
 
@@ -323,7 +541,7 @@ func (tc *testCluster) followers() []*replica {
 // cli runs the scheduler CLI and returns its stdout, stderr and exit code.
 func (tc *testCluster) cli(args ...string) (string, string, int) {
 	cmd := exec.Command(filepath.Join(binDir, "scheduler"), args...)
-	cmd.Env = append(os.Environ(), "SCHEDULER_TOKEN="+tc.token, "SCHEDULER_ADDR="+strings.Join(tc.httpAddrs(), ","))
+	cmd.Env = tc.cliEnv("SCHEDULER_TOKEN="+tc.token, "SCHEDULER_ADDR="+strings.Join(tc.httpAddrs(), ","))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -161,7 +161,7 @@ func TestMonitoringAlertsEventsMetrics(t *testing.T) {
 
 	// Follow the events through a follower.
 	evLog := filepath.Join(tc.dir, "events-f.log")
-	follow := startProc(t, "events-f", evLog, "scheduler", "events", "-f", "--addr", f.http, "--token", tc.token)
+	follow := startProc(t, "events-f", evLog, "scheduler", append([]string{"events", "-f", "--addr", f.http, "--token", tc.token}, tc.cliTLSFlags()...)...)
 	waitFor(t, 10*time.Second, "events -f to print the leader's election", func() bool {
 		s, _ := readFile(evLog)
 		return strings.Contains(s, api.EventLeaderElected)
