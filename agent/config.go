@@ -76,6 +76,9 @@ type Config struct {
 	// MemTotal of /proc/meminfo).
 	CPUMillicores int
 	MemoryMB      int
+	// NoCgroups runs workloads without cgroups (no resource limits), as on
+	// a machine that has none.
+	NoCgroups bool
 }
 
 // DefaultHeartbeatInterval is the default of Config.HeartbeatInterval.

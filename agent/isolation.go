@@ -75,6 +75,9 @@ func tagGroupName(tag string) string {
 // opts, when set, chooses the hierarchy (tests). nil means no cgroups.
 func openCgroups(cfg Config, off string, opts *cgroup.Options, log hclog.Logger) *cgroup.Manager {
 	const without = "cgroups unavailable: workloads run without resource limits, and their processes are found by process group and environment tag"
+	if off == "" && cfg.NoCgroups {
+		off = "turned off by --no-cgroups"
+	}
 	if off != "" {
 		log.Warn(without, "reason", off)
 		return nil

@@ -107,6 +107,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs.IntVar(&cfg.CPUMillicores, "cpu-millicores", 0, "CPU the node offers to placement, in `MILLICORES` (1000 a core; 0 detects the CPUs the agent may run on)")
 	fs.IntVar(&cfg.MemoryMB, "memory-mb", 0, "memory the node offers to placement, in `MIB` (0 detects MemTotal of /proc/meminfo)")
 	fs.StringVar(&cfg.CPUFile, "cpu-file", "", "failure-drill hook: report the number (percent) in this `FILE` as cpu_usage at each sample instead of measuring /proc/stat; leave unset in production")
+	fs.BoolVar(&cfg.NoCgroups, "no-cgroups", false, "run workloads without a cgroup each (no resource limits; processes are found by group and environment tag)")
 	var tlsFiles tlsutil.Files
 	tlsutil.AddFlags(fs, &tlsFiles, false)
 	fs.BoolVar(&logJSON, "log-json", false, "log in JSON")
