@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -329,6 +330,7 @@ type work struct {
 func (e *Engine) place(ctx context.Context) {
 	var todo []work
 	var cands []Candidate
+	busy := 0                  // online, checked nodes at or over the CPU limit
 	var outcomes []fsm.Outcome // running instances found for an earlier leader's intent
 	var completed []completion // and batch instances found completed
 	e.mu.Lock()
@@ -423,7 +425,11 @@ func (e *Engine) place(ctx context.Context) {
 			if n.Status != api.NodeOnline {
 				continue
 			}
-			if v, ok := e.health.NodeView(id); ok && v.Checked && v.Status == api.NodeOnline && v.CPU < e.cfg.CPULimit {
+			v, ok := e.health.NodeView(id)
+			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU >= e.cfg.CPULimit {
+				busy++
+			}
+			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU < e.cfg.CPULimit {
 				cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id], Leased: e.leased(id, now),
 					Capacity: n.Capacity, Allocated: allocated[id]})
 			}
@@ -447,6 +453,7 @@ func (e *Engine) place(ctx context.Context) {
 	}
 	if len(cands) == 0 {
 		e.log.Debug("no node fits; workloads wait", "waiting", len(todo))
+		e.noteNoCandidates(todo, busy)
 		if time.Since(e.lastRefresh) >= time.Second {
 			e.lastRefresh = time.Now()
 			e.cfg.Refresh()
@@ -462,6 +469,11 @@ func (e *Engine) place(ctx context.Context) {
 		avoid := map[string]bool{}
 		if n := e.failedOn[t.w.ID]; n != "" {
 			avoid[n] = true
+		}
+		if t.w.State == api.StateFailed && t.w.Node != "" {
+			// Its instance ended there (or the node died): another node
+			// when there is a choice, as a start that failed.
+			avoid[t.w.Node] = true
 		}
 		var leased func(Candidate) bool
 		if t.w.Exclusive {
@@ -680,4 +692,31 @@ func laterOf(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// noteNoCandidates records why workloads wait when no node can take any:
+// none is online and checked, or every one is at or over the CPU limit
+// (the guide's 80 % rule). The reason holds no measured value, so that it
+// is written once, not at every change of load.
+func (e *Engine) noteNoCandidates(todo []work, busy int) {
+	why := "no node is online"
+	if busy > 0 {
+		why = fmt.Sprintf("every online node is at or over the %.0f%% CPU limit (%d nodes; see scheduler health)", e.cfg.CPULimit, busy)
+	}
+	var waits []fsm.WaitReason
+	for _, t := range todo {
+		reason := why
+		if t.queued != "" {
+			reason = t.queued + "; " + why
+		}
+		if reason != t.w.Reason {
+			waits = append(waits, fsm.WaitReason{ID: t.w.ID, Reason: reason})
+		}
+	}
+	if len(waits) == 0 {
+		return
+	}
+	if err := e.store.Apply(&fsm.SetWaitReasons{Reasons: waits}); err != nil {
+		e.log.Warn("recording why workloads wait failed", "error", err)
+	}
 }

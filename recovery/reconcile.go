@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -191,7 +192,7 @@ func exitReason(inst api.AgentWorkload, node string) string {
 	default:
 		reason = "exited on " + node
 	}
-	if inst.Reason != "" && inst.Reason != inst.Error {
+	if inst.Reason != "" && !strings.Contains(inst.Error, inst.Reason) { // "OOM killed" is often in Error already
 		reason += ": " + inst.Reason
 	}
 	if inst.Restarts > 0 {
