@@ -330,7 +330,7 @@ type work struct {
 func (e *Engine) place(ctx context.Context) {
 	var todo []work
 	var cands []Candidate
-	busy := 0                  // online, checked nodes at or over the CPU limit
+	busy, online := 0, 0       // online nodes, and those checked at or over the CPU limit
 	var outcomes []fsm.Outcome // running instances found for an earlier leader's intent
 	var completed []completion // and batch instances found completed
 	e.mu.Lock()
@@ -425,6 +425,7 @@ func (e *Engine) place(ctx context.Context) {
 			if n.Status != api.NodeOnline {
 				continue
 			}
+			online++
 			v, ok := e.health.NodeView(id)
 			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU >= e.cfg.CPULimit {
 				busy++
@@ -453,7 +454,7 @@ func (e *Engine) place(ctx context.Context) {
 	}
 	if len(cands) == 0 {
 		e.log.Debug("no node fits; workloads wait", "waiting", len(todo))
-		e.noteNoCandidates(todo, busy)
+		e.noteNoCandidates(todo, online, busy)
 		if time.Since(e.lastRefresh) >= time.Second {
 			e.lastRefresh = time.Now()
 			e.cfg.Refresh()
@@ -698,10 +699,13 @@ func laterOf(a, b time.Time) time.Time {
 // none is online and checked, or every one is at or over the CPU limit
 // (the guide's 80 % rule). The reason holds no measured value, so that it
 // is written once, not at every change of load.
-func (e *Engine) noteNoCandidates(todo []work, busy int) {
+func (e *Engine) noteNoCandidates(todo []work, online, busy int) {
 	why := "no node is online"
-	if busy > 0 {
-		why = fmt.Sprintf("every online node is at or over the %.0f%% CPU limit (%d nodes; see scheduler health)", e.cfg.CPULimit, busy)
+	switch {
+	case busy > 0:
+		why = fmt.Sprintf("every online node checked is at or over the %.0f%% CPU limit (%d of %d online; see scheduler health)", e.cfg.CPULimit, busy, online)
+	case online > 0:
+		why = "no online node has passed a health check under this leader yet"
 	}
 	var waits []fsm.WaitReason
 	for _, t := range todo {

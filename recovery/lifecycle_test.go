@@ -350,11 +350,12 @@ func TestFailedAfterRestartsIsMovedWithItsReason(t *testing.T) {
 	e, _, f, _, _ := runOne(t, api.Spec{Restart: &api.RestartPolicy{Attempts: 2}})
 	code := 137
 	report(e, f, api.AgentWorkload{State: api.InstanceExited, ExitCode: &code, Restarts: 2, Reason: "OOM killed"})
-	// Nowhere to go: it stays failed, and the reason is readable.
+	// Nowhere to go: it stays failed, and the reason says why it failed and
+	// why it waits.
 	e.health = healthy{}
 	e.pass(context.Background(), true)
 	w := workload(f, "w0")
-	want := "exited with code 137 on n1: OOM killed (after 2 restarts in place)"
+	want := "exited with code 137 on n1: OOM killed (after 2 restarts in place); no online node has passed a health check under this leader yet"
 	if w.State != api.StateFailed || w.Attempts != 1 || w.Reason != want || w.Restarts != 2 {
 		t.Fatalf("%+v, want failed, one attempt, reason %q", w, want)
 	}
@@ -415,5 +416,25 @@ func TestSelectorFits(t *testing.T) {
 	}
 	if _, ok := s.PickFor(nil, &api.Resources{CPUMillicores: 1}, nil); ok {
 		t.Fatal("a pick beyond the node's capacity")
+	}
+}
+
+// With every online node over the CPU limit, a new workload waits and says
+// so, and is placed once a node is below the limit again.
+func TestBusyNodesGiveAReason(t *testing.T) {
+	st, f := capacityNodes(t, capacity(4000, 4096))
+	submitSpec(t, f, 0, 1, api.Spec{})
+	e := New(Config{Term: 7, MaxAttempts: 3, CPULimit: 80}, st, healthy{"n1": 95}, &agents{})
+	e.started = time.Now().Add(-time.Hour)
+	e.pass(context.Background(), true)
+	w := workload(f, "w0")
+	want := "every online node checked is at or over the 80% CPU limit (1 of 1 online; see scheduler health)"
+	if w.State != api.StatePending || w.Reason != want {
+		t.Fatalf("%+v, want pending with reason %q", w, want)
+	}
+	e.health = healthy{"n1": 10}
+	e.pass(context.Background(), true)
+	if w := workload(f, "w0"); w.State != api.StateRunning {
+		t.Fatalf("not placed once the node is below the limit: %+v", w)
 	}
 }
