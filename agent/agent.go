@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
@@ -36,13 +37,19 @@ type agent struct {
 	lease   *lease
 	fence   *fence
 	handler http.Handler
+	cgroups *cgroup.Manager // nil: no cgroups
 	unlock  func()
 }
 
 // agentOptions are knobs that Run sets one way and tests another.
 type agentOptions struct {
-	reapStrays bool // reap any ended child; only safe in a process that starts nothing else
-	keepEnded  int  // ended instances kept (0: maxEnded)
+	reapStrays        bool          // reap any ended child; only safe in a process that starts nothing else
+	keepEnded         int           // ended instances kept (0: maxEnded)
+	restartResetAfter time.Duration // run time after which restart counts start again (0: api.RestartResetAfter)
+	// cgroupsOff, when set, runs without cgroups for this reason, as on a
+	// machine without them; cgroups, when set, chooses the hierarchy.
+	cgroupsOff string
+	cgroups    *cgroup.Options
 }
 
 // newAgent prepares the data dir (lock, fencing state, leftovers of a
@@ -77,6 +84,13 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 	if err := rotateWorkDir(workDir); err != nil {
 		return nil, fmt.Errorf("workloads dir: %w", err)
 	}
+	cg := openCgroups(cfg, opts.cgroupsOff, opts.cgroups, log)
+	killLeftoverGroups(cg, log)
+	defer func() {
+		if err != nil {
+			closeCgroups(cg, log)
+		}
+	}()
 	status := newStatusCache(cfg.ID)
 	ls := &lease{}
 	sup, err := newSupervisor(supervisorConfig{
@@ -90,6 +104,10 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 		reapStrays: opts.reapStrays,
 		keepEnded:  opts.keepEnded,
 		onChange:   status.setWorkloads,
+
+		ports:             newPortAllocator(cfg.PortRange),
+		restartResetAfter: opts.restartResetAfter,
+		cgroups:           cg,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -104,6 +122,7 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 		status:  status,
 		sampler: newSampler(cfg.CPUFile, log),
 		handler: newHandler(sup, status, cfg.Token, tlsutil.NewCollector(cfg.TLS), log),
+		cgroups: cg,
 		unlock:  unlock,
 	}, nil
 }
@@ -126,6 +145,7 @@ func rotateWorkDir(workDir string) error {
 // close stops every workload (bounded by ctx) and releases the data dir.
 func (a *agent) close(ctx context.Context) error {
 	err := a.sup.Shutdown(ctx)
+	closeCgroups(a.cgroups, a.log)
 	a.unlock()
 	return err
 }
@@ -188,7 +208,8 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("agent started", "id", cfg.ID, "listen", ln.Addr().String(), "advertise", advertise,
-		"data", cfg.DataDir, "join", cfg.Join, "stop_grace", cfg.StopGrace, "log_max_bytes", cfg.LogMaxBytes, "cpu_file", cfg.CPUFile)
+		"data", cfg.DataDir, "join", cfg.Join, "stop_grace", cfg.StopGrace, "log_max_bytes", cfg.LogMaxBytes, "cpu_file", cfg.CPUFile,
+		"port_range", cfg.PortRange.String())
 
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -199,7 +220,8 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 	if len(cfg.Join) > 0 {
 		client := api.NewHTTPClient(cfg.Token, registerTimeout, schedTLS)
 		wg.Go(func() {
-			if register(bg, client, cfg.Join, api.RegisterRequest{ID: cfg.ID, Address: advertise}, log) != nil {
+			reg := api.RegisterRequest{ID: cfg.ID, Address: advertise, Capacity: nodeCapacity(cfg, log)}
+			if register(bg, client, cfg.Join, reg, log) != nil {
 				return
 			}
 			client.CloseIdleConnections()

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
@@ -63,10 +64,21 @@ type Config struct {
 	// HeartbeatInterval is how often the agent sends its heartbeat to every
 	// replica (default DefaultHeartbeatInterval).
 	HeartbeatInterval time.Duration
+	// PortRange is where the ports of workloads (their spec's ports) are
+	// picked from (default DefaultPortRange).
+	PortRange PortRange
 	// TLS, when set, serves the agent API on mutual TLS to server
 	// certificates only and makes every call to the schedulers over TLS;
 	// nil speaks plaintext (and says so).
 	TLS *tlsutil.Store
+	// CPUMillicores and MemoryMB are the capacity the node offers to
+	// placement; zero detects it (the CPUs this process may run on ×1000,
+	// MemTotal of /proc/meminfo).
+	CPUMillicores int
+	MemoryMB      int
+	// NoCgroups runs workloads without cgroups (no resource limits), as on
+	// a machine that has none.
+	NoCgroups bool
 }
 
 // DefaultHeartbeatInterval is the default of Config.HeartbeatInterval.
@@ -92,6 +104,9 @@ func (c Config) withDefaults() Config {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
+	if c.PortRange == (PortRange{}) {
+		c.PortRange = DefaultPortRange
+	}
 	return c
 }
 
@@ -101,8 +116,8 @@ func (c Config) String() string {
 	if c.Token != "" {
 		tok = "set"
 	}
-	return fmt.Sprintf("id=%s listen=%s advertise=%s join=%v data=%s token=%s insecure=%t stop-grace=%s log-max-bytes=%d cpu-file=%q",
-		c.ID, c.Listen, c.Advertise, c.Join, c.DataDir, tok, c.Insecure, c.StopGrace, c.LogMaxBytes, c.CPUFile)
+	return fmt.Sprintf("id=%s listen=%s advertise=%s join=%v data=%s token=%s insecure=%t stop-grace=%s log-max-bytes=%d cpu-file=%q port-range=%s",
+		c.ID, c.Listen, c.Advertise, c.Join, c.DataDir, tok, c.Insecure, c.StopGrace, c.LogMaxBytes, c.CPUFile, c.PortRange)
 }
 
 // Validate reports every problem with c (after defaults are applied) as one
@@ -163,8 +178,17 @@ func (c Config) Validate() error {
 	if c.SampleInterval < 10*time.Millisecond {
 		add("sample interval must be at least 10ms, not %s", c.SampleInterval)
 	}
+	if c.CPUMillicores < 0 || c.CPUMillicores > api.MaxCPUMillicores {
+		add("--cpu-millicores must be 0 (detect) to %d, not %d", api.MaxCPUMillicores, c.CPUMillicores)
+	}
+	if c.MemoryMB < 0 || c.MemoryMB > api.MaxMemoryMB {
+		add("--memory-mb must be 0 (detect) to %d, not %d", api.MaxMemoryMB, c.MemoryMB)
+	}
 	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval > DefaultHeartbeatInterval {
 		add("heartbeat interval must be in (0, %s] (the leader's windows assume at least one a second), not %s", DefaultHeartbeatInterval, c.HeartbeatInterval)
+	}
+	if err := c.PortRange.Validate(); err != nil {
+		add("--port-range: %v", err)
 	}
 	return errors.Join(errs...)
 }

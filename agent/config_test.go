@@ -31,6 +31,10 @@ func TestConfigValidate(t *testing.T) {
 		{"ftp join", func(c *Config) { c.Join = []string{"ftp://x:1"} }, "--join"},
 		{"negative grace", func(c *Config) { c.StopGrace = -time.Second }, "--stop-grace"},
 		{"tiny log cap", func(c *Config) { c.LogMaxBytes = 100 }, "--log-max-bytes"},
+		{"bad port range", func(c *Config) { c.PortRange = PortRange{Low: 30000, High: 20000} }, "--port-range"},
+		{"port range past 65535", func(c *Config) { c.PortRange = PortRange{Low: 60000, High: 70000} }, "--port-range"},
+		{"negative cpu", func(c *Config) { c.CPUMillicores = -1 }, "--cpu-millicores"},
+		{"negative memory", func(c *Config) { c.MemoryMB = -1 }, "--memory-mb"},
 	}
 	for _, c := range cases {
 		cfg := good

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -28,10 +29,15 @@ func (s *supervisor) instanceTag(in *instance) string {
 	return instanceEnv + "=" + s.runID + ":" + in.id + ":" + strconv.FormatUint(in.gen, 10)
 }
 
+// procScans counts the scans of /proc for tagged processes (killTagged),
+// which cgroups make unnecessary.
+var procScans atomic.Int64
+
 // killTagged sends SIGKILL to every process whose environment holds exactly
 // tag, a few rounds until none is left (a process may fork meanwhile), and
 // returns how many it signalled. The agent, a child subreaper, reaps them.
 func killTagged(tag string) int {
+	procScans.Add(1)
 	want := []byte(tag)
 	total := 0
 	for round := 0; round < 5; round++ {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 )
 
 // The guard is a small process that the agent starts from its own binary
@@ -35,6 +37,12 @@ import (
 //     (and the processes carrying their tags) at once, even if the agent
 //     itself is paused or hung: an exclusive workload never outlives its
 //     node's lease.
+//
+// With cgroups (isolation.go) the agent passes its parent cgroup too
+// (os.Args[2:] "cgroup VERSION MOUNTPOINT NAME"), and "the processes tagged"
+// are the instances' cgroups instead: the guard kills the cgroup an
+// exclusive tag names, and at EOF every cgroup under the parent, which it
+// then removes. No /proc scan is needed then.
 //
 // It ignores the usual termination signals and lives in its own process group.
 const GuardEnv = "MO_AGENT_GUARD"
@@ -56,13 +64,15 @@ func boottime() time.Duration {
 
 // RunGuard is the guard process: it follows the agent's announcements on
 // stdin (see GuardEnv) and returns the exit code once stdin is closed.
-// os.Args[1], when present, is the agent run's id.
+// os.Args[1], when present, is the agent run's id; os.Args[2:] may name the
+// agent's parent cgroup.
 func RunGuard() int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGPIPE)
 	runID := ""
 	if len(os.Args) > 1 {
 		runID = os.Args[1]
 	}
+	cg := guardCgroups(os.Args[2:])
 	lines := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(os.Stdin)
@@ -87,7 +97,11 @@ func RunGuard() int {
 			if g > 1 {
 				_ = syscall.Kill(-g, syscall.SIGKILL)
 			}
-			killEverywhere(func(env []byte) bool { return hasEnvEntry(env, []byte(tag)) })
+			if cg != nil {
+				killTagGroup(cg, tag)
+			} else {
+				killEverywhere(func(env []byte) bool { return hasEnvEntry(env, []byte(tag)) })
+			}
 			delete(exclusive, tag)
 		}
 	}
@@ -101,7 +115,11 @@ func RunGuard() int {
 					}
 				}
 				expire()
-				if runID != "" {
+				switch {
+				case cg != nil:
+					_, _, _ = cg.KillAll(cgroupKillTimeout)
+					_ = cg.Remove()
+				case runID != "":
 					prefix := []byte(instanceEnv + "=" + runID + ":")
 					killEverywhere(func(env []byte) bool { return hasEnvPrefix(env, prefix) })
 				}
@@ -146,6 +164,42 @@ func RunGuard() int {
 			} else {
 				arm()
 			}
+		}
+	}
+}
+
+// guardArgs are the guard's arguments after the run id that name the
+// agent's parent cgroup (none without cgroups).
+func guardArgs(m *cgroup.Manager) []string {
+	if m == nil {
+		return nil
+	}
+	o := m.Options()
+	return []string{"cgroup", strconv.Itoa(o.Version), o.Mountpoint, o.Name}
+}
+
+// guardCgroups opens the parent cgroup that guardArgs named; nil if there
+// is none (then the guard scans /proc for tagged processes instead).
+func guardCgroups(args []string) *cgroup.Manager {
+	if len(args) != 4 || args[0] != "cgroup" {
+		return nil
+	}
+	v, err := strconv.Atoi(args[1])
+	if err != nil {
+		return nil
+	}
+	m, err := cgroup.Open(cgroup.Options{Version: v, Mountpoint: args[2], Name: args[3]})
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
+// killTagGroup kills the cgroup of the instance that tag names.
+func killTagGroup(m *cgroup.Manager, tag string) {
+	if name := tagGroupName(tag); name != "" {
+		if g, err := m.Load(name); err == nil {
+			_, _ = g.Kill(cgroupKillTimeout)
 		}
 	}
 }
@@ -208,8 +262,8 @@ type guard struct {
 }
 
 // startGuard starts the guard process from the agent's own executable, with
-// stdout and stderr on nullFd.
-func startGuard(nullFd uintptr, runID string, log hclog.Logger) (*guard, error) {
+// stdout and stderr on nullFd; cg is the agent's parent cgroup (nil: none).
+func startGuard(nullFd uintptr, runID string, cg *cgroup.Manager, log hclog.Logger) (*guard, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the agent's executable for the guard process: %w", err)
@@ -218,7 +272,7 @@ func startGuard(nullFd uintptr, runID string, log hclog.Logger) (*guard, error) 
 	if err != nil {
 		return nil, err
 	}
-	pid, err := syscall.ForkExec(exe, []string{"mo-agent-guard", runID}, &syscall.ProcAttr{
+	pid, err := syscall.ForkExec(exe, append([]string{"mo-agent-guard", runID}, guardArgs(cg)...), &syscall.ProcAttr{
 		Dir:   "/",
 		Env:   []string{GuardEnv + "=1", "PATH=/usr/bin:/bin", "LC_ALL=C", "GOMAXPROCS=1"},
 		Files: []uintptr{pr.Fd(), nullFd, nullFd},

@@ -51,7 +51,7 @@ func startTestGuard(t *testing.T) *guard {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { devNull.Close() })
-	g, err := startGuard(devNull.Fd(), "", hclog.NewNullLogger())
+	g, err := startGuard(devNull.Fd(), "", nil, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

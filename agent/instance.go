@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/api"
 )
 
@@ -16,6 +17,7 @@ type instance struct {
 	dir       string
 	exclusive bool          // runs only under the node's lease
 	out       *cappedFile   // nil if it could not be created
+	cg        *cgroup.Group // its cgroup; nil without cgroups (isolation.go)
 	done      chan struct{} // closed once the instance has ended and its group is gone
 
 	// guarded by supervisor.mu
@@ -26,6 +28,15 @@ type instance struct {
 	errMsg    string
 	stopping  bool
 	leaseStop bool // a stop for the end of the lease was started
+
+	// the lifecycle (restart.go, check.go); life, run and begun are set before the
+	// instance is published, the rest is guarded by supervisor.mu
+	life      *life
+	run       int           // 0 for the first run of the generation, n for its n-th restart
+	begun     time.Duration // boottime when the run was started
+	health    string        // the check's verdict on this run; "" is unknown
+	unhealthy string        // why the check killed this run, if it did
+	reason    string        // why the run ended, when there is more to say than its exit code
 
 	sigMu  sync.Mutex // orders signals against reaping, so a reused pid is never signalled
 	reaped bool       // guarded by sigMu
@@ -41,6 +52,7 @@ func (in *instance) view() api.AgentWorkload {
 		Generation: in.gen,
 		Error:      in.errMsg,
 		Exclusive:  in.exclusive,
+		Reason:     in.reason,
 	}
 	if in.exitCode != nil {
 		c := *in.exitCode
@@ -50,6 +62,7 @@ func (in *instance) view() api.AgentWorkload {
 		t := in.exitedAt
 		w.ExitedAt = &t
 	}
+	in.lifeView(&w)
 	return w
 }
 

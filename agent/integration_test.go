@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/api"
 )
 
@@ -29,6 +30,15 @@ var (
 func TestMain(m *testing.M) {
 	if IsGuard() { // the guard process runs from this test binary too
 		os.Exit(RunGuard())
+	}
+	if cgroup.IsShim() { // and so does the cgroup shim
+		os.Exit(cgroup.RunShim())
+	}
+	if h := os.Getenv(testHelperEnv); h != "" { // a workload played by this test binary
+		os.Exit(runTestHelper(h))
+	}
+	if mb := os.Getenv(testAllocEnv); mb != "" { // a workload that allocates memory
+		os.Exit(testAllocate(mb))
 	}
 	code := m.Run()
 	if buildDir != "" {

@@ -20,6 +20,7 @@ type lease struct {
 	mu      sync.Mutex
 	until   time.Duration // boottime; 0 before the first grant
 	term    uint64        // the leader term of the latest renewal
+	since   time.Duration // boottime since which the lease has held without a lapse
 	onRenew func(until time.Duration)
 	sent    map[uint64]time.Duration // boottime each recent heartbeat was sent at
 }
@@ -55,6 +56,9 @@ func (l *lease) renew(until time.Duration, term uint64) bool {
 	if term < l.term || until <= l.until {
 		return false
 	}
+	if now := boottime(); now+leaseKillWindow >= l.until {
+		l.since = now // it had lapsed (or was within its kill window): a new lease begins
+	}
 	l.term = term
 	l.until = until
 	if l.onRenew != nil {
@@ -75,6 +79,15 @@ func (l *lease) grant() (time.Duration, uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.until, l.term
+}
+
+// held returns since when the lease has held without lapsing and when it
+// lapses (boottime). A renewal that comes once the lease is within its kill
+// window counts as a lapse, since exclusive instances are stopped then.
+func (l *lease) held() (since, until time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.since, l.until
 }
 
 // valid reports whether the lease holds at now (boottime), with room to

@@ -18,10 +18,14 @@ var (
 
 // leaseAdmits checks, for an exclusive start, that the lease holds and was
 // granted by the asking leader's term or an older one, and that the guard
-// can enforce it. The caller holds the workload's slot.
-func (s *supervisor) leaseAdmits(req api.StartRequest) error {
+// can enforce it; for a restart in place of run in, that the lease has held
+// since its previous run. The caller holds the workload's slot.
+func (s *supervisor) leaseAdmits(in *instance, req api.StartRequest) error {
 	if s.cfg.lease == nil || !s.guard.working() {
 		return errNoGuard
+	}
+	if in.run > 0 {
+		return s.leaseHeldThrough(in.life)
 	}
 	until, term := s.cfg.lease.grant()
 	now := boottime()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/internal/atomicfile"
 )
 
@@ -101,6 +102,21 @@ func killLeftover(path, bootID string, log hclog.Logger) (bool, error) {
 	}
 	waitGroupDead(rec.PGID, 2*time.Second)
 	return true, nil
+}
+
+// killLeftoverGroups kills and removes the instance cgroups that a previous
+// run of the agent on this data dir left under its parent cgroup.
+func killLeftoverGroups(m *cgroup.Manager, log hclog.Logger) {
+	if m == nil {
+		return
+	}
+	groups, procs, err := m.KillAll(cgroupKillTimeout)
+	if groups > 0 {
+		log.Warn("killed the workload cgroups left by the previous run of this agent", "groups", groups, "processes", procs)
+	}
+	if err != nil {
+		log.Error("cannot remove every workload cgroup left by the previous run", "error", err)
+	}
 }
 
 // liveGroupMember scans /proc for a live process of the recorded group.

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +27,52 @@ const (
 	registerTimeout    = 5 * time.Second
 	registerLogEvery   = 5 * time.Second
 )
+
+// meminfoPath is where the machine's memory is read from.
+const meminfoPath = "/proc/meminfo"
+
+// nodeCapacity is the capacity the node registers: the configured one, or
+// for a field left at zero what the machine has (the CPUs this process may
+// run on ×1000, and MemTotal). A memory it cannot read is registered as 0:
+// the node then takes no workload that asks for memory, and says so.
+func nodeCapacity(cfg Config, log hclog.Logger) *api.Capacity {
+	c := &api.Capacity{CPUMillicores: cfg.CPUMillicores, MemoryMB: cfg.MemoryMB}
+	if c.CPUMillicores == 0 {
+		c.CPUMillicores = runtime.NumCPU() * 1000
+	}
+	if c.MemoryMB == 0 {
+		mb, err := memTotalMB(meminfoPath)
+		if err != nil {
+			log.Warn("cannot detect the memory to offer; pass --memory-mb (until then no workload asking for memory is placed here)", "error", err)
+		}
+		c.MemoryMB = mb
+	}
+	return c
+}
+
+// memTotalMB reads MemTotal from a meminfo file, in MiB.
+func memTotalMB(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "MemTotal:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("%s: unexpected MemTotal line %q", path, line)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb <= 0 {
+			return 0, fmt.Errorf("%s: unexpected MemTotal line %q", path, line)
+		}
+		return int(min(kb/1024, api.MaxMemoryMB)), nil
+	}
+	return 0, fmt.Errorf("%s: no MemTotal line", path)
+}
 
 // register posts the node's registration to the replicas of join, tried in
 // turn, round after round with backoff, until one answers 200 or 201 (it

@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,5 +109,42 @@ func TestJoinURL(t *testing.T) {
 	var req api.RegisterRequest
 	if err := json.Unmarshal([]byte(`{"id":"a","address":"b"}`), &req); err != nil || req.ID != "a" || req.Address != "b" {
 		t.Errorf("wire names changed: %+v", req)
+	}
+}
+
+func TestMemTotalMB(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", "MemTotal:        8128652 kB\nMemFree:          312340 kB\n")
+	if mb, err := memTotalMB(good); err != nil || mb != 7938 {
+		t.Fatalf("memTotalMB = %d, %v; want 7938", mb, err)
+	}
+	for name, s := range map[string]string{"none": "MemFree: 1 kB\n", "unit": "MemTotal: 5 MB\n", "number": "MemTotal: x kB\n", "empty": ""} {
+		if mb, err := memTotalMB(write(name, s)); err == nil {
+			t.Errorf("%s: %d accepted", name, mb)
+		}
+	}
+	if _, err := memTotalMB(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing file accepted")
+	}
+}
+
+func TestNodeCapacity(t *testing.T) {
+	log := hclog.NewNullLogger()
+	if c := nodeCapacity(Config{CPUMillicores: 1500, MemoryMB: 256}, log); *c != (api.Capacity{CPUMillicores: 1500, MemoryMB: 256}) {
+		t.Fatalf("flags not kept: %+v", c)
+	}
+	c := nodeCapacity(Config{}, log)
+	if c.CPUMillicores != runtime.NumCPU()*1000 {
+		t.Fatalf("cpu %d, want %d", c.CPUMillicores, runtime.NumCPU()*1000)
+	}
+	if _, err := os.Stat(meminfoPath); err == nil && c.MemoryMB <= 0 {
+		t.Fatalf("memory not detected: %+v", c)
 	}
 }

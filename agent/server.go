@@ -58,7 +58,7 @@ func newHandler(sup *supervisor, status *statusCache, token string, tlsMetrics p
 	r.POST("/workloads", s.handleStart)
 	r.DELETE("/workloads/:id", s.handleStop)
 	r.GET("/workloads/:id/logs", s.handleLogsRoute)
-	r.GET("/metrics", newMetricsHandle(status, tlsMetrics))
+	r.GET("/metrics", newMetricsHandle(status, &sup.lifecycle, tlsMetrics))
 	return api.RequireToken(token, r)
 }
 
@@ -173,7 +173,10 @@ func validateStart(req *api.StartRequest) error {
 	if err := validWorkloadID(req.ID); err != nil {
 		return err
 	}
-	return api.ValidateProcess(req.Command, req.Args, req.Env) // the scheduler applies the same rules
+	if err := api.ValidateProcess(req.Command, req.Args, req.Env); err != nil { // the scheduler applies the same rules
+		return err
+	}
+	return req.Spec.Validate()
 }
 
 // validWorkloadID accepts ids made of letters, digits, '.', '_' and '-', not

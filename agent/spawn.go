@@ -13,6 +13,12 @@ import (
 
 // spawn starts a new instance of req in slot sl (whose op the caller holds).
 func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, bool, error) {
+	return s.spawnRun(sl, req, nil)
+}
+
+// spawnRun starts a run of req in slot sl (whose op the caller holds): the
+// first of a generation when lf is nil, else a restart in place of lf's.
+func (s *supervisor) spawnRun(sl *slot, req api.StartRequest, lf *life) (api.AgentWorkload, bool, error) {
 	in := &instance{
 		id:        req.ID,
 		gen:       req.Generation,
@@ -21,10 +27,11 @@ func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, b
 		exclusive: req.Exclusive,
 		done:      make(chan struct{}),
 	}
+	s.attachLife(in, req, lf)
 	if err := ensureDir(in.dir); err != nil {
 		return s.failed(sl, in, req, fmt.Errorf("create workload dir: %w", err), false)
 	}
-	out, err := createCappedFile(filepath.Join(in.dir, "output.log"), s.cfg.logMax)
+	out, err := s.openOutput(in)
 	if err != nil {
 		return s.failed(sl, in, req, fmt.Errorf("create output.log: %w", err), false)
 	}
@@ -33,6 +40,10 @@ func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, b
 	if err != nil {
 		return s.failed(sl, in, req, err, true)
 	}
+	env, err := s.runEnv(in)
+	if err != nil {
+		return s.failed(sl, in, req, err, false)
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return s.failed(sl, in, req, fmt.Errorf("create output pipe: %w", err), false)
@@ -40,7 +51,7 @@ func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, b
 	wfd := pw.Fd()
 	attr := &syscall.ProcAttr{
 		Dir:   in.dir,
-		Env:   append(mergeEnv(s.baseEnv, req.Env), s.instanceTag(in)),
+		Env:   env,
 		Files: []uintptr{s.nullFd, wfd, wfd},
 		// Own process group, so that stop reaches every process of the
 		// workload; SIGKILL when the agent dies, so a dead agent is a dead
@@ -63,7 +74,7 @@ func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, b
 		// recorded as this generation's failed instance, so the leader
 		// sees that it never ran. The guard learns the tag before the fork,
 		// so that an agent paused right after it cannot leave it unguarded.
-		if err := s.leaseAdmits(req); err != nil {
+		if err := s.leaseAdmits(in, req); err != nil {
 			s.forkMu.RUnlock()
 			_ = pr.Close()
 			_ = pw.Close()
@@ -71,7 +82,7 @@ func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, b
 		}
 		s.guard.announceExclusive(s.instanceTag(in))
 	}
-	pid, err := syscall.ForkExec(path, argv, attr)
+	pid, err := s.forkExec(in, req.Resources, path, argv, attr) // isolation.go: cgroup, or plain ForkExec
 	_ = pw.Close()
 	if err != nil {
 		s.forkMu.RUnlock()
@@ -119,6 +130,7 @@ func (s *supervisor) failed(sl *slot, in *instance, req api.StartRequest, cause 
 	in.errMsg = reason
 	in.exitedAt = time.Now().UTC()
 	sl.inst = in
+	s.endLifeLocked(in)
 	close(in.done)
 	s.notifyLocked()
 	w := in.view()
@@ -132,11 +144,11 @@ func (s *supervisor) failed(sl *slot, in *instance, req api.StartRequest, cause 
 }
 
 // copyOutput copies the workload's stdout and stderr into its output file
-// until every writer has closed the pipe (or supervise closes it).
+// until every writer has closed the pipe (or supervise closes it). The file
+// stays open for a restart in place; the end of the life closes it.
 func (s *supervisor) copyOutput(pr *os.File, out *cappedFile, drained chan<- struct{}) {
 	defer s.wg.Done()
 	defer close(drained)
-	defer out.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := pr.Read(buf)
@@ -158,6 +170,7 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 	var errMsg string
 	var ws syscall.WaitStatus
 	var rerr error
+	checks := s.startChecks(in)
 	werr := waitExited(in.pid)
 	if werr == nil {
 		in.sigMu.Lock()
@@ -174,6 +187,7 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 		in.reaped = true
 		in.sigMu.Unlock()
 	}
+	checks.stop()
 	if werr != nil || rerr != nil {
 		errMsg = fmt.Sprintf("exit status lost: %v", errors.Join(werr, rerr))
 		s.log.Error("cannot collect the workload's exit status", "id", in.id, "pid", in.pid, "error", errMsg)
@@ -189,9 +203,7 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 	if !gone {
 		s.log.Error("processes of the workload's group are still alive after SIGKILL", "id", in.id, "pgid", in.pid)
 	}
-	if n := killTagged(s.instanceTag(in)); n > 0 {
-		s.log.Warn("killed processes that had left the workload's process group", "id", in.id, "generation", in.gen, "count", n)
-	}
+	oom := s.killLeftBehind(in) // isolation.go: its cgroup, or the processes carrying its tag
 	select {
 	case <-drained:
 	case <-time.After(drainTimeout):
@@ -211,6 +223,7 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 	if errMsg == "" && (in.leaseStop || lapsed) {
 		errMsg = leaseLapsedMsg
 	}
+	errMsg = in.oomEnded(oom, errMsg)
 	in.exitCode = code
 	in.errMsg = errMsg
 	in.exitedAt = time.Now().UTC()
@@ -219,6 +232,7 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 	} else {
 		in.state = api.InstanceExited
 	}
+	s.afterRunLocked(in) // may restart it in place, or fail it
 	state := in.state
 	close(in.done)
 	s.notifyLocked()

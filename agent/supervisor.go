@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/api"
 )
 
@@ -43,6 +44,10 @@ type supervisorConfig struct {
 	keepEnded  int                       // ended instances kept in /status (default maxEnded)
 	onChange   func([]api.AgentWorkload) // called under the supervisor lock with a fresh snapshot
 	lease      *lease                    // nil: exclusive workloads are refused
+
+	ports             *portAllocator  // nil: workloads with ports are refused
+	restartResetAfter time.Duration   // 0: api.RestartResetAfter
+	cgroups           *cgroup.Manager // nil: no cgroups, see isolation.go
 }
 
 // supervisor runs workload instances as process groups and keeps their state.
@@ -56,6 +61,8 @@ type supervisor struct {
 	devNull *os.File
 	nullFd  uintptr
 	guard   *guard // nil if it could not start
+
+	lifecycle lifeState // health checks, restarts in place, exec check processes
 
 	// forkMu is held shared around fork+registration and exclusively by the
 	// stray reaper (so it never reaps a child not yet registered) and by
@@ -102,7 +109,7 @@ func newSupervisor(cfg supervisorConfig, log hclog.Logger) (*supervisor, error) 
 		bgDone:  make(chan struct{}),
 	}
 	s.runID = newRunID()
-	if s.guard, err = startGuard(s.nullFd, s.runID, log); err != nil {
+	if s.guard, err = startGuard(s.nullFd, s.runID, cfg.cgroups, log); err != nil {
 		log.Warn("no guard process: background processes of workloads will outlive a killed agent until it restarts", "error", err)
 	}
 	if cfg.keepEnded <= 0 {
@@ -148,7 +155,7 @@ func (s *supervisor) reapStrays() {
 			return
 		}
 		s.mu.RLock()
-		_, ours := s.leaders[pid]
+		ours := s.leaders[pid] != nil || s.lifecycle.isProbe(pid)
 		s.mu.RUnlock()
 		if ours {
 			return // its supervise goroutine reaps it; look again next round
@@ -303,7 +310,7 @@ func (s *supervisor) stopInstance(in *instance, why string) error {
 // stopInstanceWithin is stopInstance with grace between SIGTERM and SIGKILL.
 func (s *supervisor) stopInstanceWithin(in *instance, why string, grace time.Duration) error {
 	s.mu.Lock()
-	if in.state != api.InstanceRunning {
+	if s.cancelRestartLocked(in, why) || in.state != api.InstanceRunning {
 		s.mu.Unlock()
 		return nil
 	}
@@ -321,6 +328,7 @@ func (s *supervisor) stopInstanceWithin(in *instance, why string, grace time.Dur
 	}
 	s.log.Warn("workload ignored SIGTERM for the grace period; killing its process group", "id", in.id, "pid", in.pid, "grace", grace)
 	in.signal(syscall.SIGKILL)
+	s.killCgroup(in)
 	t.Reset(groupGoneTimeout + drainTimeout + time.Second)
 	select {
 	case <-in.done:
@@ -341,7 +349,7 @@ func (s *supervisor) pruneEnded() {
 	}
 	var list []ended
 	for id, sl := range s.slots {
-		if sl.inst != nil && sl.inst.state != api.InstanceRunning && sl.refs == 0 {
+		if sl.inst != nil && !sl.inst.live() && sl.refs == 0 {
 			list = append(list, ended{id, sl.inst.exitedAt})
 		}
 	}
@@ -408,6 +416,7 @@ func (s *supervisor) Shutdown(ctx context.Context) error {
 		s.log.Warn("workloads ignored SIGTERM for the grace period; killing their process groups", "count", len(left))
 		for _, in := range left {
 			in.signal(syscall.SIGKILL)
+			s.killCgroup(in)
 		}
 		left = waitAll(ctx, left)
 	}

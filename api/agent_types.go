@@ -29,7 +29,22 @@ type AgentWorkload struct {
 	Error      string     `json:"error,omitempty"`
 	ExitedAt   *time.Time `json:"exited_at,omitempty"`
 	Exclusive  bool       `json:"exclusive,omitempty"`
+	// Health is the check's verdict: healthy, unhealthy, or unknown (no
+	// check, or not yet past its grace).
+	Health string `json:"health,omitempty"`
+	// Restarts counts the restarts in place of this generation.
+	Restarts int `json:"restarts,omitempty"`
+	// Ports are the ports picked for the instance, by label.
+	Ports map[string]int `json:"ports,omitempty"`
+	// Reason says why an ended instance ended, when there is more to say
+	// than its exit code (for example "OOM killed").
+	Reason string `json:"reason,omitempty"`
 }
+
+// InstanceRestarting is an instance waiting out its restart delay before
+// the agent starts it again in place (restart policy); the leader counts
+// it as present.
+const InstanceRestarting = "restarting"
 
 // StartRequest is the body of POST /workloads on an agent. Term is the
 // leader's raft term and Generation the workload's placement generation; the
@@ -50,6 +65,9 @@ type StartRequest struct {
 	// ExclusiveStartWindow after it sent that heartbeat, so a start that
 	// arrives late (the leader gave up on it) never runs.
 	HeartbeatSeq uint64 `json:"heartbeat_seq,omitempty"`
+	// Spec is the lifecycle: type, ports, check, restart and resources,
+	// normalized by the leader (defaults filled in).
+	Spec
 }
 
 // ExclusiveStartWindow bounds how long after the heartbeat named in a start

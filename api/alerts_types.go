@@ -69,6 +69,7 @@ const (
 	EventAlertFiring          = "alert_firing"
 	EventAlertResolved        = "alert_resolved"
 	EventNodeWorkloadsEvicted = "node_workloads_evicted"
+	EventWorkloadCompleted    = "workload_completed"
 )
 
 // Event is one entry of the leader's recent events.

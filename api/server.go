@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxBodyBytes is the largest request body any endpoint accepts.
@@ -46,7 +48,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) (int, error) {
 		case errors.As(err, &syn):
 			return http.StatusBadRequest, fmt.Errorf("malformed JSON at byte %d: %v", syn.Offset, err)
 		case errors.As(err, &typ):
-			return http.StatusBadRequest, fmt.Errorf("field %q must be of type %s, not %s", typ.Field, typ.Type, typ.Value)
+			return http.StatusBadRequest, fmt.Errorf("field %q must be of type %s, not %s", jsonPath(typ.Field), typ.Type, typ.Value)
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
 			return http.StatusBadRequest, fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		default:
@@ -62,6 +64,23 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) (int, error) {
 		return http.StatusBadRequest, errors.New("invalid JSON body: trailing data after the object")
 	}
 	return 0, nil
+}
+
+// jsonPath drops from a decoding error's field path the Go names of
+// embedded structs (such as Spec in a SubmitRequest), which a client never
+// wrote: every JSON name of the API is lower case.
+func jsonPath(field string) string {
+	parts := strings.Split(field, ".")
+	kept := parts[:0]
+	for _, p := range parts {
+		if r, _ := utf8.DecodeRuneInString(p); !unicode.IsUpper(r) {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == 0 {
+		return field
+	}
+	return strings.Join(kept, ".")
 }
 
 // RequireToken wraps h so that every request must carry

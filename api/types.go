@@ -44,6 +44,15 @@ type Workload struct {
 	CreatedAt  time.Time         `json:"created_at"`
 	UpdatedAt  time.Time         `json:"updated_at"`
 	History    []Placement       `json:"history,omitempty"`
+	// Spec is the lifecycle asked for at submission (type, port labels,
+	// check, restart, resources), with defaults filled in.
+	Spec Spec `json:"spec,omitzero"`
+	// Health, Restarts and Ports are what the instance's agent last
+	// reported: the check's verdict (unknown without a check), the restarts
+	// in place of this generation, and the port picked for each label.
+	Health   string         `json:"health,omitempty"`
+	Restarts int            `json:"restarts,omitempty"`
+	Ports    map[string]int `json:"ports,omitempty"`
 }
 
 // Node is a registered node agent.
@@ -53,6 +62,8 @@ type Node struct {
 	Status       string    `json:"status"`
 	RegisteredAt time.Time `json:"registered_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	// Capacity is what the node offers to placement, as it registered it.
+	Capacity *Capacity `json:"capacity,omitempty"`
 }
 
 // SubmitRequest is the body of POST /workloads on the scheduler.
@@ -65,6 +76,8 @@ type SubmitRequest struct {
 	// Exclusive asks that at most one instance runs at any moment, even
 	// while its node is cut off (see Lease in the agent's heartbeats).
 	Exclusive bool `json:"exclusive"`
+	// Spec adds the lifecycle: type, ports, check, restart, resources.
+	Spec
 }
 
 // SubmitResponse is the answer to POST /workloads.
@@ -86,6 +99,16 @@ type NodeList struct {
 type RegisterRequest struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
+	// Capacity is what the node offers to placement (detected, or set by
+	// the agent's flags); absent from agents older than it.
+	Capacity *Capacity `json:"capacity,omitempty"`
+}
+
+// Capacity is what a node offers to placement: CPU in millicores (1000 a
+// core) and memory in MiB.
+type Capacity struct {
+	CPUMillicores int `json:"cpu_millicores"`
+	MemoryMB      int `json:"memory_mb"`
 }
 
 // ReplicaInfo describes one scheduler replica.

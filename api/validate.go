@@ -15,7 +15,7 @@ const MaxNameLen = 253
 
 // WorkloadStates lists every workload state, in lifecycle order. GET
 // /workloads?state= and the CLI refuse any other, so a new state goes here too.
-var WorkloadStates = []string{StatePending, StateRunning, StateFailed, StatePermanentlyFailed, StateStopped}
+var WorkloadStates = []string{StatePending, StateRunning, StateFailed, StatePermanentlyFailed, StateCompleted, StateStopped}
 
 // ValidState reports whether s is one of WorkloadStates.
 func ValidState(s string) bool { return slices.Contains(WorkloadStates, s) }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -57,5 +58,25 @@ func TestValidateProcess(t *testing.T) {
 		if err := ValidateProcess(c.cmd, c.args, c.env); err == nil {
 			t.Errorf("%s: ValidateProcess = nil, want an error", c.name)
 		}
+	}
+}
+
+func TestJSONPathDropsEmbeddedGoNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"Spec.resources.cpu_millicores": "resources.cpu_millicores",
+		"count":                         "count",
+		"check.interval":                "check.interval",
+		"Spec":                          "Spec",
+	} {
+		if got := jsonPath(in); got != want {
+			t.Errorf("jsonPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestDurationNullIsAbsent(t *testing.T) {
+	var c Check
+	if err := json.Unmarshal([]byte(`{"type":"tcp","interval":null}`), &c); err != nil || c.Interval != 0 {
+		t.Fatalf("%v %v", err, c.Interval)
 	}
 }

@@ -37,12 +37,13 @@ func (r *Replica) leaderOnly(h func(http.ResponseWriter, *http.Request, *leaderS
 }
 
 // workloadCounts returns the failed workloads (sorted) and the number of
-// desired (not stopped) workloads.
+// desired workloads: every one but the stopped and the completed, which are
+// done (a completed batch workload is neither desired nor failed).
 func (r *Replica) workloadCounts() (failed, permanent []string, desired, queue int) {
 	r.fsm.Read(func(s *fsm.State) {
 		for id, w := range s.Workloads {
 			switch w.State {
-			case api.StateStopped:
+			case api.StateStopped, api.StateCompleted:
 				continue
 			case api.StateFailed:
 				failed = append(failed, id)

@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -22,7 +25,8 @@ import (
 // MaxCount is the largest count of one submission.
 const MaxCount = 1000
 
-// validateSubmit checks a submission and returns the count it asks for.
+// validateSubmit checks a submission and returns the count it asks for. It
+// fills the spec's defaults (api.Spec.Normalize) once it is valid.
 func validateSubmit(s *api.SubmitRequest) (int, error) {
 	s.Name = strings.TrimSpace(s.Name)
 	if err := api.ValidateName(s.Name); err != nil {
@@ -40,12 +44,64 @@ func validateSubmit(s *api.SubmitRequest) (int, error) {
 	if count < 1 || count > MaxCount {
 		return 0, fmt.Errorf("count must be between 1 and %d, got %d", MaxCount, count)
 	}
+	if err := s.Spec.Validate(); err != nil {
+		return 0, errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	s.Spec.Normalize()
 	return count, nil
+}
+
+// specDurations are the duration fields of a spec, by their JSON path.
+var specDurations = []struct {
+	block  string
+	fields []string
+}{
+	{"check", []string{"interval", "timeout", "grace"}},
+	{"restart", []string{"delay", "max_delay"}},
+}
+
+// durationError finds the spec duration that a submission's body could not
+// decode (api.Duration refuses it) and names its field, for example
+// `check.interval: duration "0s": must be positive`. It returns nil when no
+// duration is at fault.
+func durationError(body []byte) error {
+	var probe map[string]json.RawMessage
+	if json.NewDecoder(bytes.NewReader(body)).Decode(&probe) != nil {
+		return nil
+	}
+	for _, b := range specDurations {
+		var block map[string]json.RawMessage
+		if raw, ok := probe[b.block]; !ok || json.Unmarshal(raw, &block) != nil {
+			continue
+		}
+		for _, f := range b.fields {
+			raw, ok := block[f]
+			if !ok || string(raw) == "null" {
+				continue
+			}
+			var d api.Duration
+			if err := d.UnmarshalJSON(raw); err != nil {
+				return fmt.Errorf("%s.%s: %v", b.block, f, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 	var s api.SubmitRequest
+	// Keep what the decoder read: a duration it refused is named from it.
+	var body bytes.Buffer
+	req.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.TeeReader(req.Body, &body), req.Body}
 	if code, err := api.DecodeJSON(w, req, &s); err != nil {
+		if code == http.StatusBadRequest {
+			if derr := durationError(body.Bytes()); derr != nil {
+				err = derr
+			}
+		}
 		api.WriteError(w, code, err.Error())
 		return
 	}
@@ -66,7 +122,8 @@ func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httpr
 	ids := make([]string, count)
 	for i := range count {
 		ids[i] = fmt.Sprintf("workload_%d_%d", now.Unix(), last-uint64(count)+uint64(i)+1)
-		cmd.Workloads[i] = api.Workload{ID: ids[i], Name: s.Name, Command: s.Command, Args: s.Args, Env: s.Env, Exclusive: s.Exclusive}
+		cmd.Workloads[i] = api.Workload{ID: ids[i], Name: s.Name, Command: s.Command, Args: s.Args, Env: s.Env, Exclusive: s.Exclusive,
+			Spec: s.Spec}
 	}
 	if err := r.Apply(cmd); err != nil {
 		writeApplyError(w, err)
@@ -89,7 +146,7 @@ func (r *Replica) handleListWorkloads(w http.ResponseWriter, req *http.Request, 
 			if (state == "" || wl.State == state) && (node == "" || wl.Node == node) && (name == "" || wl.Name == name) {
 				c := fsm.CopyWorkload(wl)
 				c.History = nil
-				out.Workloads = append(out.Workloads, *c)
+				out.Workloads = append(out.Workloads, *shown(c))
 			}
 		}
 	})
@@ -113,6 +170,19 @@ func lessID(a, b string) bool {
 	return a < b
 }
 
+// shown fills what the API shows beyond the stored workload: health is
+// unknown without a check's verdict, and a workload stored before specs
+// existed is a service.
+func shown(w *api.Workload) *api.Workload {
+	if w.Health == "" {
+		w.Health = api.HealthUnknown
+	}
+	if w.Spec.Type == "" {
+		w.Spec.Type = api.TypeService
+	}
+	return w
+}
+
 func (r *Replica) workload(id string) (*api.Workload, bool) {
 	var out *api.Workload
 	r.fsm.Read(func(s *fsm.State) {
@@ -129,7 +199,7 @@ func (r *Replica) handleGetWorkload(w http.ResponseWriter, _ *http.Request, ps h
 		api.WriteError(w, http.StatusNotFound, "no workload "+ps.ByName("id"))
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, wl)
+	api.WriteJSON(w, http.StatusOK, shown(wl))
 }
 
 // handleStopWorkload records the stop through raft, then stops the instance
@@ -146,11 +216,17 @@ func (r *Replica) handleStopWorkload(w http.ResponseWriter, req *http.Request, p
 		writeApplyError(w, err)
 		return
 	}
+	// What it held on its node is free now: workloads waiting for room
+	// may be placed.
+	r.kickPlacement()
 	wl, ok := r.workload(id)
 	if ok && wl.Node != "" {
 		if err := r.stopOnAgent(req.Context(), wl); err != nil {
 			r.log.Warn("stopping workload on its agent failed; reconciliation will retry", "workload", id, "node", wl.Node, "error", err)
 		}
+	}
+	if ok {
+		shown(wl)
 	}
 	api.WriteJSON(w, http.StatusOK, wl)
 }
@@ -242,13 +318,40 @@ func (r *Replica) handleRegisterNode(w http.ResponseWriter, req *http.Request, _
 		api.WriteError(w, http.StatusBadRequest, "address must be host:port: "+err.Error())
 		return
 	}
-	if err := r.Apply(&fsm.RegisterNode{At: time.Now().UTC(), ID: n.ID, Address: n.Address}); err != nil {
+	if err := validateCapacity(n.Capacity); err != nil {
+		api.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := r.Apply(&fsm.RegisterNode{At: time.Now().UTC(), ID: n.ID, Address: n.Address, Capacity: n.Capacity}); err != nil {
 		writeApplyError(w, err)
 		return
 	}
-	r.log.Info("node registered", "node", n.ID, "address", n.Address)
+	if c := n.Capacity; c != nil {
+		r.log.Info("node registered", "node", n.ID, "address", n.Address, "cpu_millicores", c.CPUMillicores, "memory_mb", c.MemoryMB)
+	} else {
+		r.log.Info("node registered without a capacity; it takes only workloads without cpu or memory resources", "node", n.ID, "address", n.Address)
+	}
 	r.checkSoon()
 	api.WriteJSON(w, http.StatusCreated, map[string]string{"registered": n.ID})
+}
+
+// validateCapacity checks the capacity a node registers: absent (an older
+// agent), or amounts from 0 to the bounds a workload may ask for.
+func validateCapacity(c *api.Capacity) error {
+	if c == nil {
+		return nil
+	}
+	var errs []string
+	if c.CPUMillicores < 0 || c.CPUMillicores > api.MaxCPUMillicores {
+		errs = append(errs, fmt.Sprintf("capacity.cpu_millicores %d: want 0 to %d", c.CPUMillicores, api.MaxCPUMillicores))
+	}
+	if c.MemoryMB < 0 || c.MemoryMB > api.MaxMemoryMB {
+		errs = append(errs, fmt.Sprintf("capacity.memory_mb %d: want 0 to %d", c.MemoryMB, api.MaxMemoryMB))
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // checkSoon runs a health round now, in the background, so that a node that

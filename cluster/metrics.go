@@ -120,7 +120,8 @@ func newMetricsHandler(reg *prometheus.Registry) http.Handler {
 // from the first scrape.
 var (
 	nodeStatuses   = []string{api.NodeOnline, api.NodeDegraded, api.NodeOffline}
-	workloadStates = []string{api.StatePending, api.StateRunning, api.StateFailed, api.StatePermanentlyFailed, api.StateStopped}
+	workloadStates = api.WorkloadStates
+	healths        = []string{api.HealthHealthy, api.HealthUnhealthy, api.HealthUnknown}
 	raftStates     = []string{"leader", "follower", "candidate", "shutdown"}
 	alertNames     = []string{api.AlertNodeOffline, api.AlertRecoveryFailed, api.AlertHighResponseTime, api.AlertRecoveryQueueHigh, api.AlertEvictionsPaused, api.AlertReplicaDown, api.AlertCertExpiring}
 )
@@ -131,7 +132,7 @@ var (
 type stateCollector struct {
 	r *Replica
 
-	nodes, workloads, desired, failed, queue                     *prometheus.Desc
+	nodes, workloads, desired, failed, queue, byHealth           *prometheus.Desc
 	raftState, raftTerm, raftCommit, raftApplied, raftContact    *prometheus.Desc
 	leader, slowest, successRatio, evictionsPaused, alertsActive *prometheus.Desc
 	alertsFired, alertsResolved, events, replicaUp               *prometheus.Desc
@@ -146,7 +147,8 @@ func newStateCollector(r *Replica) *stateCollector {
 		r:               r,
 		nodes:           d("mo_nodes", "Registered nodes by replicated status.", "status"),
 		workloads:       d("mo_workloads", "Workloads by state.", "state"),
-		desired:         d("mo_workloads_desired", "Desired workloads (every state but stopped)."),
+		desired:         d("mo_workloads_desired", "Desired workloads (every state but stopped and completed), as in the health summary."),
+		byHealth:        d("mo_workloads_by_health", "Running workloads by the health their agent's check reports (unknown without a check).", "health"),
 		failed:          d("mo_workloads_failed", "Failed workloads (failed or permanently_failed), as in the health summary."),
 		queue:           d("mo_recovery_queue_length", "Workloads waiting in the recovery queue."),
 		raftState:       d("mo_raft_state", "1 for this replica's current raft state.", "state"),
@@ -174,7 +176,7 @@ func newStateCollector(r *Replica) *stateCollector {
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.nodes, c.workloads, c.desired, c.failed, c.queue,
+		c.nodes, c.workloads, c.desired, c.failed, c.queue, c.byHealth,
 		c.raftState, c.raftTerm, c.raftCommit, c.raftApplied, c.raftContact,
 		c.leader, c.slowest, c.successRatio, c.evictionsPaused, c.alertsActive,
 		c.alertsFired, c.alertsResolved, c.events, c.replicaUp,
@@ -196,6 +198,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 
 	byStatus := map[string]int{}
 	byState := map[string]int{}
+	byHealth := map[string]int{}
 	var queue int
 	r.fsm.Read(func(s *fsm.State) {
 		for _, n := range s.Nodes {
@@ -203,6 +206,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, w := range s.Workloads {
 			byState[w.State]++
+			if w.State == api.StateRunning {
+				byHealth[healthLabel(w.Health)]++
+			}
 		}
 		queue = len(s.RecoveryQueue)
 	})
@@ -212,11 +218,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	desired := 0
 	for _, st := range workloadStates {
 		gauge(c.workloads, float64(byState[st]), st)
-		if st != api.StateStopped {
+		if st != api.StateStopped && st != api.StateCompleted {
 			desired += byState[st]
 		}
 	}
 	gauge(c.desired, float64(desired))
+	for _, h := range healths {
+		gauge(c.byHealth, float64(byHealth[h]), h)
+	}
 	gauge(c.failed, float64(byState[api.StateFailed]+byState[api.StatePermanentlyFailed]))
 	gauge(c.queue, float64(queue))
 
@@ -293,6 +302,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.hookFailed, float64(st.Failed))
 		counter(c.hookDropped, float64(st.Dropped))
 		gauge(c.hookQueue, float64(st.Queued))
+	}
+}
+
+// healthLabel is a stored health as a metric label: healthy, unhealthy or
+// unknown.
+func healthLabel(h string) string {
+	switch h {
+	case api.HealthHealthy, api.HealthUnhealthy:
+		return h
+	default:
+		return api.HealthUnknown
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/micro-orchestrator/mo/alerts"
@@ -173,7 +174,8 @@ func (r *Replica) noteEvicted(node string) {
 	var ids []string
 	r.fsm.Read(func(s *fsm.State) {
 		for id, w := range s.Workloads {
-			if w.Node == node && w.State == api.StateFailed && w.Reason == reason {
+			// A wait reason may follow it ("…; no node has …").
+			if w.Node == node && w.State == api.StateFailed && (w.Reason == reason || strings.HasPrefix(w.Reason, reason+"; ")) {
 				ids = append(ids, id)
 			}
 		}

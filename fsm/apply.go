@@ -36,6 +36,10 @@ func (s *State) apply(c Command) error {
 	case *SetAlerts:
 		s.ActiveAlerts = append([]api.Alert(nil), c.Alerts...)
 		return nil
+	case *UpdateInstances:
+		return s.applyUpdateInstances(c)
+	case *SetWaitReasons:
+		return s.applyWaitReasons(c)
 	default:
 		return fmt.Errorf("%w: unhandled command %T", ErrInvalid, c)
 	}
@@ -61,6 +65,7 @@ func (s *State) applySubmit(c *SubmitWorkloads) error {
 		w.PID = 0
 		w.ExitCode = nil
 		w.History = nil
+		w.Health, w.Restarts, w.Ports = "", 0, nil
 		w.CreatedAt = c.At
 		w.UpdatedAt = c.At
 		s.Workloads[w.ID] = w
@@ -78,21 +83,47 @@ func (s *State) applyStop(c *StopWorkload) error {
 	}
 	w.State = api.StateStopped
 	w.Reason = "stopped by request"
+	w.Health, w.Ports = "", nil
 	w.UpdatedAt = c.At
 	s.dequeue(c.ID)
 	return nil
+}
+
+// ended clears what only a live instance has: its pid, the check's verdict
+// and its ports. The restarts in place stay, to tell how it ended.
+func ended(w *api.Workload) {
+	w.PID = 0
+	w.Health = ""
+	w.Ports = nil
+}
+
+// isFinal reports whether a workload's state is final: nothing but a stop
+// changes it any more.
+func isFinal(w *api.Workload) bool {
+	switch w.State {
+	case api.StateStopped, api.StatePermanentlyFailed, api.StateCompleted:
+		return true
+	}
+	return false
 }
 
 func (s *State) applyRegister(c *RegisterNode) error {
 	if c.ID == "" || c.Address == "" {
 		return fmt.Errorf("%w: node without id or address", ErrInvalid)
 	}
+	if cp := c.Capacity; cp != nil && (cp.CPUMillicores < 0 || cp.MemoryMB < 0) {
+		return fmt.Errorf("%w: node %s with a negative capacity", ErrInvalid, c.ID)
+	}
+	// A registration says what the agent offers now: an agent restarted
+	// with other flags (or an older build, without any) replaces it.
+	capacity := copyCapacity(c.Capacity)
 	if n, ok := s.Nodes[c.ID]; ok {
 		n.Address = c.Address
+		n.Capacity = capacity
 		n.UpdatedAt = c.At
 		return nil
 	}
-	s.Nodes[c.ID] = &api.Node{ID: c.ID, Address: c.Address, Status: api.NodeOnline, RegisteredAt: c.At, UpdatedAt: c.At}
+	s.Nodes[c.ID] = &api.Node{ID: c.ID, Address: c.Address, Status: api.NodeOnline, RegisteredAt: c.At, UpdatedAt: c.At, Capacity: capacity}
 	return nil
 }
 
@@ -128,7 +159,7 @@ func (s *State) evictNode(node string, at time.Time) {
 		reason := "node " + node + " offline"
 		w.State = api.StateFailed
 		w.Reason = reason
-		w.PID = 0
+		ended(w)
 		w.UpdatedAt = at
 		s.enqueue(id, at, reason)
 	}
@@ -137,12 +168,12 @@ func (s *State) evictNode(node string, at time.Time) {
 func (s *State) applyEnqueue(c *EnqueueRecovery) error {
 	for _, r := range c.Requests {
 		w, ok := s.Workloads[r.ID]
-		if !ok || w.State == api.StateStopped || w.State == api.StatePermanentlyFailed {
+		if !ok || isFinal(w) {
 			continue
 		}
 		w.State = api.StateFailed
 		w.Reason = r.Reason
-		w.PID = 0
+		ended(w)
 		w.UpdatedAt = c.At
 		if r.CountAttempt {
 			w.Attempts++
@@ -159,7 +190,7 @@ func (s *State) applyEnqueue(c *EnqueueRecovery) error {
 func (s *State) failPermanently(w *api.Workload, at time.Time) {
 	w.State = api.StatePermanentlyFailed
 	w.Reason = fmt.Sprintf("gave up after %d attempts: %s", w.Attempts, w.Reason)
-	w.PID = 0
+	ended(w)
 	w.UpdatedAt = at
 	s.dequeue(w.ID)
 }
@@ -167,8 +198,8 @@ func (s *State) failPermanently(w *api.Workload, at time.Time) {
 func (s *State) applyPlace(c *PlaceWorkloads) error {
 	for _, p := range c.Placements {
 		w, ok := s.Workloads[p.ID]
-		if !ok || w.State == api.StateStopped || w.State == api.StatePermanentlyFailed {
-			continue // stopped or removed meanwhile: the intent is void
+		if !ok || isFinal(w) {
+			continue // stopped, completed or removed meanwhile: the intent is void
 		}
 		if p.Generation <= w.Generation {
 			continue // a stale intent from an older decision
@@ -176,7 +207,8 @@ func (s *State) applyPlace(c *PlaceWorkloads) error {
 		w.Node = p.Node
 		w.Generation = p.Generation
 		w.State = api.StatePending // starting: the outcome says running or failed
-		w.PID = 0
+		ended(w)
+		w.Restarts = 0 // a new instance
 		w.UpdatedAt = c.At
 		w.History = append(w.History, api.Placement{Node: p.Node, Generation: p.Generation, Term: p.Term, At: c.At})
 		if len(w.History) > MaxHistory {
@@ -189,8 +221,8 @@ func (s *State) applyPlace(c *PlaceWorkloads) error {
 func (s *State) applyOutcomes(c *RecordOutcomes) error {
 	for _, o := range c.Outcomes {
 		w, ok := s.Workloads[o.ID]
-		if !ok || o.Generation != w.Generation || w.State == api.StateStopped || w.State == api.StatePermanentlyFailed {
-			continue // outcome of a superseded placement
+		if !ok || o.Generation != w.Generation || isFinal(w) {
+			continue // outcome of a superseded placement, or of a finished workload
 		}
 		w.UpdatedAt = c.At
 		if o.Running {
@@ -204,14 +236,25 @@ func (s *State) applyOutcomes(c *RecordOutcomes) error {
 			s.dequeue(o.ID)
 			continue
 		}
-		w.State = api.StateFailed
-		w.PID = 0
+		ended(w)
 		w.ExitCode = nil
 		if o.ExitCode != nil {
 			code := *o.ExitCode
 			w.ExitCode = &code
 		}
 		w.Reason = o.Reason
+		if o.Completed {
+			// A batch workload that ran to its end: kept with its node and
+			// exit code (its output stays readable there), never restarted.
+			w.State = api.StateCompleted
+			if w.ExitCode == nil {
+				code := 0
+				w.ExitCode = &code
+			}
+			s.dequeue(o.ID)
+			continue
+		}
+		w.State = api.StateFailed
 		if o.Uncounted {
 			s.enqueue(o.ID, c.At, o.Reason)
 			continue
@@ -222,6 +265,47 @@ func (s *State) applyOutcomes(c *RecordOutcomes) error {
 			continue
 		}
 		s.enqueue(o.ID, c.At, o.Reason)
+	}
+	return nil
+}
+
+func (s *State) applyUpdateInstances(c *UpdateInstances) error {
+	for _, r := range c.Reports {
+		w, ok := s.Workloads[r.ID]
+		if !ok || w.Generation != r.Generation || w.State != api.StateRunning {
+			continue // a report of another instance, or of one no longer running
+		}
+		switch r.Health {
+		case api.HealthHealthy, api.HealthUnhealthy:
+			w.Health = r.Health
+		default:
+			w.Health = ""
+		}
+		w.Restarts = max(r.Restarts, 0)
+		if r.PID > 0 {
+			w.PID = r.PID
+		}
+		w.Ports = nil
+		if len(r.Ports) > 0 {
+			w.Ports = maps.Clone(r.Ports)
+		}
+	}
+	return nil
+}
+
+func (s *State) applyWaitReasons(c *SetWaitReasons) error {
+	queued := make(map[string]bool, len(s.RecoveryQueue))
+	for _, q := range s.RecoveryQueue {
+		queued[q.WorkloadID] = true
+	}
+	for _, r := range c.Reasons {
+		w, ok := s.Workloads[r.ID]
+		if !ok {
+			continue
+		}
+		if (w.State == api.StatePending && w.Node == "") || (w.State == api.StateFailed && queued[r.ID]) {
+			w.Reason = r.Reason
+		}
 	}
 	return nil
 }

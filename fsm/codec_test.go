@@ -30,17 +30,20 @@ func oneOfEach() []struct {
 		cmd  fsm.Command
 		want byte
 	}{
-		{&fsm.SubmitWorkloads{At: at(0), Seq: 5, Workloads: []api.Workload{{ID: w0, Name: "n", Command: "c", Args: []string{"x", "y"}, Env: map[string]string{"A": "B"}}}}, 1},
+		{&fsm.SubmitWorkloads{At: at(0), Seq: 5, Workloads: []api.Workload{{ID: w0, Name: "n", Command: "c", Args: []string{"x", "y"}, Env: map[string]string{"A": "B"},
+			Spec: lifecycleSpec()}}}, 1},
 		{&fsm.StopWorkload{At: at(1), ID: w0}, 2},
-		{&fsm.RegisterNode{At: at(2), ID: "n1", Address: "127.0.0.1:8080"}, 3},
+		{&fsm.RegisterNode{At: at(2), ID: "n1", Address: "127.0.0.1:8080", Capacity: &api.Capacity{CPUMillicores: 4000, MemoryMB: 8192}}, 3},
 		{&fsm.SetNodeStatus{At: at(3), Changes: []fsm.NodeStatusChange{{ID: "n1", Status: api.NodeOffline, Evict: true}, {ID: "n2", Status: api.NodeOnline}}}, 4},
 		{&fsm.EnqueueRecovery{At: at(4), MaxAttempts: 3, Requests: []fsm.RecoveryRequest{{ID: w0, Reason: "exited", CountAttempt: true}}}, 5},
 		{&fsm.PlaceWorkloads{At: at(5), Placements: []fsm.Placement{{ID: w0, Node: "n2", Generation: 9, Term: 3}}}, 6},
-		{&fsm.RecordOutcomes{At: at(6), MaxAttempts: 3, Outcomes: []fsm.Outcome{{ID: w0, Generation: 9, Running: true, PID: 12}, {ID: w1, Generation: 1, ExitCode: &code, Reason: "r"}}}, 7},
+		{&fsm.RecordOutcomes{At: at(6), MaxAttempts: 3, Outcomes: []fsm.Outcome{{ID: w0, Generation: 9, Running: true, PID: 12}, {ID: w1, Generation: 1, ExitCode: &code, Reason: "r"}, {ID: w1, Generation: 2, ExitCode: &code, Completed: true}}}, 7},
 		{&fsm.SetReplica{ID: "s1", HTTP: "127.0.0.1:7001"}, 8},
 		{&fsm.RemoveReplica{ID: "s1"}, 9},
 		{&fsm.LoadState{State: st}, 10},
 		{&fsm.SetAlerts{Alerts: []api.Alert{{Name: "NodeOffline", Severity: "critical", Subject: "n1", Summary: "s", Value: 1, Since: at(7), Node: "n1"}}}, 11},
+		{&fsm.UpdateInstances{Reports: []fsm.InstanceReport{{ID: w0, Generation: 9, Health: api.HealthHealthy, Restarts: 2, Ports: map[string]int{"http": 20001}}}}, 12},
+		{&fsm.SetWaitReasons{Reasons: []fsm.WaitReason{{ID: w1, Reason: "no node has 2000 millicores free (n2 has 1500)"}}}, 13},
 	}
 }
 
@@ -68,8 +71,8 @@ func TestEncodeDecodeEveryCommand(t *testing.T) {
 		})
 		seen[tc.want] = true
 	}
-	if len(seen) != 11 {
-		t.Fatalf("covered %d command types, want 11", len(seen))
+	if len(seen) != 13 {
+		t.Fatalf("covered %d command types, want 13", len(seen))
 	}
 }
 
@@ -79,7 +82,7 @@ func TestDecodeRejectsBadEntries(t *testing.T) {
 		"nil":                nil,
 		"type zero":          append([]byte{0}, `{}`...),
 		"unknown type 200":   append([]byte{200}, `{}`...),
-		"unknown type 12":    append([]byte{12}, `{}`...),
+		"unknown type 14":    append([]byte{14}, `{}`...),
 		"type byte only":     {byte(fsm.CmdSubmitWorkloads)},
 		"corrupt json":       append([]byte{byte(fsm.CmdSubmitWorkloads)}, `{"at":`...),
 		"trailing garbage":   append([]byte{byte(fsm.CmdStopWorkload)}, `{"id":"x"} x`...),
@@ -134,6 +137,10 @@ func determinismLog(t *testing.T) [][]byte {
 		failed(33, w0, 2, 3, "exit 1"),
 		place(34, many[5], "n2", 2),
 		running(35, many[5], 2, 55),
+		&fsm.UpdateInstances{Reports: []fsm.InstanceReport{{ID: many[5], Generation: 2, Health: api.HealthHealthy, Restarts: 1, Ports: map[string]int{"http": 20001, "admin": 20002}}}},
+		&fsm.SetWaitReasons{Reasons: []fsm.WaitReason{{ID: many[9], Reason: "node n3 offline; no node has 500 millicores free (n2 has 100)"}}},
+		&fsm.RecordOutcomes{At: at(35), MaxAttempts: 3, Outcomes: []fsm.Outcome{{ID: many[5], Generation: 2, ExitCode: new(int), Completed: true}}},
+		&fsm.RegisterNode{At: at(35), ID: "n4", Address: "127.0.0.1:8083", Capacity: &api.Capacity{CPUMillicores: 2000, MemoryMB: 1024}},
 		&fsm.StopWorkload{At: at(36), ID: many[7]},
 		&fsm.SetReplica{ID: "s2", HTTP: "127.0.0.1:7002"},
 		&fsm.RemoveReplica{ID: "s1"},

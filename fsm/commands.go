@@ -25,6 +25,8 @@ const (
 	CmdRemoveReplica   CommandType = 9
 	CmdLoadState       CommandType = 10
 	CmdSetAlerts       CommandType = 11
+	CmdUpdateInstances CommandType = 12
+	CmdSetWaitReasons  CommandType = 13
 )
 
 // Command is one typed change to the state.
@@ -53,11 +55,14 @@ type StopWorkload struct {
 	ID string    `json:"id"`
 }
 
-// RegisterNode adds a node or updates its address.
+// RegisterNode adds a node or updates its address and capacity.
 type RegisterNode struct {
 	At      time.Time `json:"at"`
 	ID      string    `json:"id"`
 	Address string    `json:"address"`
+	// Capacity is what the node offers to placement; nil from an agent that
+	// does not declare one (it then takes only workloads without resources).
+	Capacity *api.Capacity `json:"capacity,omitempty"`
 }
 
 // NodeStatusChange is one node's new status.
@@ -118,6 +123,10 @@ type Outcome struct {
 	// Stable, for a running instance, clears the failed attempts: it has run
 	// long enough that earlier failures no longer count towards giving up.
 	Stable bool `json:"stable,omitempty"`
+	// Completed, for an instance that ended, makes the workload completed
+	// instead of failed: the leader sets it for a batch workload that exited
+	// 0. It is never restarted and counts no attempt.
+	Completed bool `json:"completed,omitempty"`
 }
 
 // RecordOutcomes records start outcomes. A failed outcome counts an attempt.
@@ -183,6 +192,48 @@ type SetAlerts struct {
 // Type implements Command.
 func (SetAlerts) Type() CommandType { return CmdSetAlerts }
 
+// InstanceReport is what an agent last reported of a running instance
+// beyond its state: the check's verdict, its restarts in place, its ports
+// and its pid. The leader sends one only when it differs from the state.
+type InstanceReport struct {
+	ID         string `json:"id"`
+	Generation uint64 `json:"generation"`
+	// Health is healthy or unhealthy; empty is unknown (no check, or not
+	// checked yet).
+	Health   string         `json:"health,omitempty"`
+	Restarts int            `json:"restarts,omitempty"`
+	Ports    map[string]int `json:"ports,omitempty"`
+	// PID, when set, is the instance's process now (a restart in place
+	// starts a new one).
+	PID int `json:"pid,omitempty"`
+}
+
+// UpdateInstances records the reported health, restarts and ports of
+// running instances, in one write per reconciliation that saw a change.
+type UpdateInstances struct {
+	Reports []InstanceReport `json:"reports"`
+}
+
+// Type implements Command.
+func (UpdateInstances) Type() CommandType { return CmdUpdateInstances }
+
+// WaitReason says why a workload waiting for a node has none yet (for
+// example "no node has 2000 millicores free (n2 has 1500)").
+type WaitReason struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason"`
+}
+
+// SetWaitReasons records why waiting workloads were not placed: a pending
+// workload without a node, or a failed one in the recovery queue. The
+// leader writes one only when a reason changes.
+type SetWaitReasons struct {
+	Reasons []WaitReason `json:"reasons"`
+}
+
+// Type implements Command.
+func (SetWaitReasons) Type() CommandType { return CmdSetWaitReasons }
+
 // Encode serialises a command as one type byte followed by its JSON.
 func Encode(c Command) ([]byte, error) {
 	b, err := json.Marshal(c)
@@ -221,6 +272,10 @@ func Decode(data []byte) (Command, error) {
 		c = &LoadState{}
 	case CmdSetAlerts:
 		c = &SetAlerts{}
+	case CmdUpdateInstances:
+		c = &UpdateInstances{}
+	case CmdSetWaitReasons:
+		c = &SetWaitReasons{}
 	default:
 		return nil, fmt.Errorf("%w: unknown command type %d", ErrInvalid, data[0])
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -129,6 +131,7 @@ func (s *State) Clone() *State {
 	}
 	for k, n := range s.Nodes {
 		nn := *n
+		nn.Capacity = copyCapacity(n.Capacity)
 		c.Nodes[k] = &nn
 	}
 	for k, w := range s.Workloads {
@@ -155,7 +158,40 @@ func CopyWorkload(w *api.Workload) *api.Workload {
 		c.ExitCode = &e
 	}
 	c.History = append([]api.Placement(nil), w.History...)
+	c.Spec = CopySpec(w.Spec)
+	if w.Ports != nil {
+		c.Ports = maps.Clone(w.Ports)
+	}
 	return &c
+}
+
+// CopySpec returns a deep copy of a workload spec, so that Normalize on the
+// copy leaves the original alone.
+func CopySpec(s api.Spec) api.Spec {
+	c := s
+	c.Ports = slices.Clone(s.Ports)
+	if s.Check != nil {
+		ch := *s.Check
+		ch.Command = slices.Clone(s.Check.Command)
+		c.Check = &ch
+	}
+	if s.Restart != nil {
+		r := *s.Restart
+		c.Restart = &r
+	}
+	if s.Resources != nil {
+		r := *s.Resources
+		c.Resources = &r
+	}
+	return c
+}
+
+func copyCapacity(c *api.Capacity) *api.Capacity {
+	if c == nil {
+		return nil
+	}
+	cc := *c
+	return &cc
 }
 
 func (s *State) inQueue(id string) bool {

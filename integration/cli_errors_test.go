@@ -69,7 +69,7 @@ func TestCLIWhenThingsGoWrong(t *testing.T) {
 
 	// An unknown filter value is a usage error listing the valid ones.
 	_, errOut, code := tc.cli("workloads", "--state", "bogus")
-	if code != 2 || !strings.Contains(errOut, "pending, running, failed, permanently_failed, stopped") {
+	if code != 2 || !strings.Contains(errOut, "pending, running, failed, permanently_failed, completed, stopped") {
 		t.Errorf("workloads --state bogus: exit %d, %q", code, errOut)
 	}
 

@@ -56,6 +56,12 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 	}
+	// testprog: a workload for the lifecycle tests (an HTTP server, a
+	// memory allocator), so that they need no interpreter on the machine.
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "testprog"), "./testprog").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building testprog: %v\n%s", err, out)
+		return 1
+	}
 	certDir, err := os.MkdirTemp("", "mo-integration-tls-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

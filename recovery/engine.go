@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -318,8 +319,9 @@ func (e *Engine) isInflight(id string) bool {
 
 // work is one workload to place.
 type work struct {
-	w     *api.Workload
-	since time.Time // when it entered the recovery queue; zero for a new one
+	w      *api.Workload
+	since  time.Time // when it entered the recovery queue; zero for a new one
+	queued string    // why it entered the recovery queue; empty for a new one
 }
 
 // place picks nodes for every workload that needs one, records the intents
@@ -328,7 +330,9 @@ type work struct {
 func (e *Engine) place(ctx context.Context) {
 	var todo []work
 	var cands []Candidate
+	busy, online := 0, 0       // online nodes, and those checked at or over the CPU limit
 	var outcomes []fsm.Outcome // running instances found for an earlier leader's intent
+	var completed []completion // and batch instances found completed
 	e.mu.Lock()
 	observed := make(map[string]observation, len(e.observed))
 	for k, v := range e.observed {
@@ -349,24 +353,13 @@ func (e *Engine) place(ctx context.Context) {
 			}
 			todo = append(todo, wk)
 		}
-		queued := make(map[string]time.Time, len(s.RecoveryQueue))
+		queued := make(map[string]fsm.QueueEntry, len(s.RecoveryQueue))
 		for _, q := range s.RecoveryQueue {
-			queued[q.WorkloadID] = q.Since
+			queued[q.WorkloadID] = q
 		}
-		assigned := map[string]int{}
-		for _, w := range s.Workloads {
-			if w.Node != "" && (w.State == api.StateRunning || w.State == api.StatePending) {
-				assigned[w.Node]++
-			}
-		}
-		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
-			n := s.Nodes[id]
-			if n.Status != api.NodeOnline {
-				continue
-			}
-			if v, ok := e.health.NodeView(id); ok && v.Checked && v.Status == api.NodeOnline && v.CPU < e.cfg.CPULimit {
-				cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id], Leased: e.leased(id, now)})
-			}
+		queuedWork := func(w *api.Workload) work {
+			q := queued[w.ID]
+			return work{w: fsm.CopyWorkload(w), since: q.Since, queued: q.Reason}
 		}
 		for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
 			w := s.Workloads[id]
@@ -375,11 +368,11 @@ func (e *Engine) place(ctx context.Context) {
 			}
 			switch {
 			case w.State == api.StateFailed:
-				if since, ok := queued[id]; ok {
-					add(work{w: fsm.CopyWorkload(w), since: since})
+				if _, ok := queued[id]; ok {
+					add(queuedWork(w))
 				}
 			case w.State == api.StatePending && w.Node == "":
-				add(work{w: fsm.CopyWorkload(w), since: queued[id]})
+				add(queuedWork(w))
 			case w.State == api.StatePending:
 				// An intent without an outcome, left by an earlier leader or a
 				// start abandoned half-way: look at what the node reports.
@@ -387,14 +380,59 @@ func (e *Engine) place(ctx context.Context) {
 				obs, seen := observed[w.Node]
 				switch {
 				case !ok || n.Status == api.NodeOffline:
-					add(work{w: fsm.CopyWorkload(w), since: queued[id]})
+					add(queuedWork(w))
 				case seen && obs.at.After(laterOf(w.UpdatedAt, e.started)):
-					if inst, ok := findInstance(obs.status, id); ok && inst.Generation == w.Generation && inst.State == api.InstanceRunning {
+					inst, ok := findInstance(obs.status, id)
+					switch {
+					case ok && inst.Generation == w.Generation && present(inst.State):
 						outcomes = append(outcomes, fsm.Outcome{ID: id, Generation: w.Generation, Running: true, PID: inst.PID})
-					} else {
-						add(work{w: fsm.CopyWorkload(w), since: queued[id]})
+					case ok && inst.Generation == w.Generation && completedExit(w, inst):
+						// It ran to its end before anyone recorded it running.
+						outcomes = append(outcomes, completedOutcome(w, inst))
+						completed = append(completed, completion{id: id, node: w.Node})
+					default:
+						add(queuedWork(w))
 					}
 				}
+			}
+		}
+		// What each node has given: the declared resources of the
+		// workloads placed there and starting or running. Failed workloads
+		// hold nothing (their instance ended, or their node is offline and
+		// no candidate), nor do stopped, completed or permanently failed
+		// ones; a workload about to be placed again is counted only where
+		// this pass puts it.
+		moving := make(map[string]bool, len(todo))
+		for _, t := range todo {
+			moving[t.w.ID] = true
+		}
+		assigned := map[string]int{}
+		allocated := map[string]api.Capacity{}
+		for _, w := range s.Workloads {
+			if w.Node != "" && (w.State == api.StateRunning || w.State == api.StatePending) {
+				assigned[w.Node]++
+				if !moving[w.ID] {
+					need := asks(w.Spec.Resources)
+					a := allocated[w.Node]
+					a.CPUMillicores += need.CPUMillicores
+					a.MemoryMB += need.MemoryMB
+					allocated[w.Node] = a
+				}
+			}
+		}
+		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
+			n := s.Nodes[id]
+			if n.Status != api.NodeOnline {
+				continue
+			}
+			online++
+			v, ok := e.health.NodeView(id)
+			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU >= e.cfg.CPULimit {
+				busy++
+			}
+			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU < e.cfg.CPULimit {
+				cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id], Leased: e.leased(id, now),
+					Capacity: n.Capacity, Allocated: allocated[id]})
 			}
 		}
 	})
@@ -405,6 +443,10 @@ func (e *Engine) place(ctx context.Context) {
 	if len(outcomes) > 0 {
 		if err := e.store.Apply(&fsm.RecordOutcomes{At: time.Now().UTC(), MaxAttempts: e.cfg.MaxAttempts, Outcomes: outcomes}); err != nil {
 			e.log.Warn("recording adopted instances failed", "error", err)
+		} else {
+			for _, c := range completed {
+				e.noteCompleted(c.id, c.node)
+			}
 		}
 	}
 	if len(todo) == 0 {
@@ -412,6 +454,7 @@ func (e *Engine) place(ctx context.Context) {
 	}
 	if len(cands) == 0 {
 		e.log.Debug("no node fits; workloads wait", "waiting", len(todo))
+		e.noteNoCandidates(todo, online, busy)
 		if time.Since(e.lastRefresh) >= time.Second {
 			e.lastRefresh = time.Now()
 			e.cfg.Refresh()
@@ -421,20 +464,37 @@ func (e *Engine) place(ctx context.Context) {
 	sel := NewSelector(cands)
 	jobs := make([]job, 0, len(todo))
 	intents := make([]fsm.Placement, 0, len(todo))
+	var waits []fsm.WaitReason
 	e.mu.Lock()
 	for _, t := range todo {
 		avoid := map[string]bool{}
 		if n := e.failedOn[t.w.ID]; n != "" {
 			avoid[n] = true
 		}
-		var node Candidate
+		if t.w.State == api.StateFailed && t.w.Node != "" {
+			// Its instance ended there (or the node died): another node
+			// when there is a choice, as a start that failed.
+			avoid[t.w.Node] = true
+		}
+		var leased func(Candidate) bool
 		if t.w.Exclusive {
-			var ok bool
-			if node, ok = sel.PickWhere(avoid, func(c Candidate) bool { return c.Leased }); !ok {
-				continue // no node can hold a lease yet: it waits
+			leased = func(c Candidate) bool { return c.Leased }
+		}
+		res := t.w.Spec.Resources
+		node, ok := sel.PickFor(avoid, res, leased)
+		if !ok {
+			if !sel.Fits(res) {
+				// It stays where it is (pending, or failed in the queue)
+				// and says why; a pass after capacity frees places it.
+				reason := sel.NoFitReason(res)
+				if t.queued != "" {
+					reason = t.queued + "; " + reason
+				}
+				if reason != t.w.Reason {
+					waits = append(waits, fsm.WaitReason{ID: t.w.ID, Reason: reason})
+				}
 			}
-		} else {
-			node, _ = sel.Pick(avoid)
+			continue // an exclusive workload whose nodes cannot hold a lease yet waits too
 		}
 		j := job{work: t, node: node, gen: t.w.Generation + 1}
 		jobs = append(jobs, j)
@@ -442,6 +502,14 @@ func (e *Engine) place(ctx context.Context) {
 		e.inflight[t.w.ID] = true
 	}
 	e.mu.Unlock()
+	if len(waits) > 0 {
+		if err := e.store.Apply(&fsm.SetWaitReasons{Reasons: waits}); err != nil {
+			e.log.Warn("recording why workloads wait failed", "error", err)
+		}
+	}
+	if len(jobs) == 0 {
+		return
+	}
 	defer func() {
 		e.mu.Lock()
 		for _, j := range jobs {
@@ -459,7 +527,7 @@ func (e *Engine) place(ctx context.Context) {
 		kept := jobs[:0]
 		for _, j := range jobs {
 			if w, ok := s.Workloads[j.w.ID]; ok && w.Generation == j.gen && w.Node == j.node.ID &&
-				w.State != api.StateStopped && w.State != api.StatePermanentlyFailed {
+				w.State != api.StateStopped && w.State != api.StatePermanentlyFailed && w.State != api.StateCompleted {
 				kept = append(kept, j)
 			} else {
 				e.mu.Lock()
@@ -515,9 +583,13 @@ func (e *Engine) start(ctx context.Context, w *api.Workload, node Candidate, gen
 	}
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.StartTimeout)
 	defer cancel()
+	// The agent gets the spec with its defaults filled in; a workload
+	// submitted before specs existed has an empty one: a service, no check.
+	spec := fsm.CopySpec(w.Spec)
+	spec.Normalize()
 	req := api.StartRequest{
 		ID: w.ID, Name: w.Name, Command: w.Command, Args: w.Args, Env: w.Env, Generation: gen, Term: e.cfg.Term,
-		Exclusive: w.Exclusive,
+		Exclusive: w.Exclusive, Spec: spec,
 	}
 	if w.Exclusive {
 		v, _ := e.health.NodeView(node.ID)
@@ -621,4 +693,34 @@ func laterOf(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// noteNoCandidates records why workloads wait when no node can take any:
+// none is online and checked, or every one is at or over the CPU limit
+// (the guide's 80 % rule). The reason holds no measured value, so that it
+// is written once, not at every change of load.
+func (e *Engine) noteNoCandidates(todo []work, online, busy int) {
+	why := "no node is online"
+	switch {
+	case busy > 0:
+		why = fmt.Sprintf("every online node checked is at or over the %.0f%% CPU limit (%d of %d online; see scheduler health)", e.cfg.CPULimit, busy, online)
+	case online > 0:
+		why = "no online node has passed a health check under this leader yet"
+	}
+	var waits []fsm.WaitReason
+	for _, t := range todo {
+		reason := why
+		if t.queued != "" {
+			reason = t.queued + "; " + why
+		}
+		if reason != t.w.Reason {
+			waits = append(waits, fsm.WaitReason{ID: t.w.ID, Reason: reason})
+		}
+	}
+	if len(waits) == 0 {
+		return
+	}
+	if err := e.store.Apply(&fsm.SetWaitReasons{Reasons: waits}); err != nil {
+		e.log.Warn("recording why workloads wait failed", "error", err)
+	}
 }

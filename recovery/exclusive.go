@@ -65,7 +65,7 @@ func (e *Engine) exclusiveWait(s *fsm.State, w *api.Workload, observed map[strin
 	found := false
 	if seen {
 		inst, found = findInstance(obs.status, w.ID)
-		if found && inst.State != api.InstanceRunning && inst.Generation >= w.Generation {
+		if found && !present(inst.State) && inst.Generation >= w.Generation {
 			return false, time.Time{}
 		}
 	}
@@ -75,7 +75,7 @@ func (e *Engine) exclusiveWait(s *fsm.State, w *api.Workload, observed map[strin
 	if bounded && b.gen == w.Generation {
 		// A report counts from a check that began after the bound: it
 		// answered at obs.at, at most MissingGrace after it began.
-		if seen && obs.at.After(b.after.Add(e.cfg.MissingGrace)) && !(found && inst.State == api.InstanceRunning) {
+		if seen && obs.at.After(b.after.Add(e.cfg.MissingGrace)) && !(found && present(inst.State)) {
 			return false, time.Time{}
 		}
 	}

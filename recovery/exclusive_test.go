@@ -57,6 +57,7 @@ func TestExclusiveWaitsForTheLease(t *testing.T) {
 		wait bool
 	}{
 		{"still running there", report(now, api.AgentWorkload{ID: "w1", Generation: 3, State: api.InstanceRunning}), true},
+		{"restarting in place there", report(now, api.AgentWorkload{ID: "w1", Generation: 3, State: api.InstanceRestarting}), true},
 		{"generation ended there", report(now, api.AgentWorkload{ID: "w1", Generation: 3, State: api.InstanceExited}), false},
 		{"its start refused there", report(now, api.AgentWorkload{ID: "w1", Generation: 3, State: api.InstanceFailed}), false},
 		{"an older generation ended there", report(now, api.AgentWorkload{ID: "w1", Generation: 2, State: api.InstanceExited}), true},
@@ -80,6 +81,7 @@ func TestExclusiveWaitsForTheLease(t *testing.T) {
 		{"absent from a report after the window", report(after.Add(time.Millisecond)), false},
 		{"absent from a report within the window", report(after.Add(-time.Millisecond)), true},
 		{"an older generation still running", report(after.Add(time.Second), api.AgentWorkload{ID: "w1", Generation: 2, State: api.InstanceRunning}), true},
+		{"restarting after the window", report(after.Add(time.Second), api.AgentWorkload{ID: "w1", Generation: 3, State: api.InstanceRestarting}), true},
 	} {
 		if wait, _ := e.exclusiveWait(st, w, c.obs, now); wait != c.wait {
 			t.Errorf("%s: wait=%v, want %v", c.name, wait, c.wait)

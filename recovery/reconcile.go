@@ -3,7 +3,9 @@ package recovery
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -18,9 +20,12 @@ type stray struct {
 
 // reconcile compares each newly reported agent status with the desired
 // state: strays are stopped, instances that exited are queued for a restart
-// (counting an attempt), instances that vanished or were stopped are queued
-// again (not counted), and running instances whose start outcome was never
-// recorded are adopted. It reports whether it changed the state.
+// (counting an attempt) unless a batch workload exited 0 (then it is
+// completed), instances that vanished or were stopped are queued again (not
+// counted), running instances whose start outcome was never recorded are
+// adopted, and changes of a running instance's health, restarts in place,
+// ports or pid are recorded. An instance that is restarting in place counts
+// as present. It reports whether it changed the state.
 func (e *Engine) reconcile(ctx context.Context) bool {
 	e.mu.Lock()
 	var nodes []string
@@ -37,6 +42,8 @@ func (e *Engine) reconcile(ctx context.Context) bool {
 	sort.Strings(nodes)
 	var reqs []fsm.RecoveryRequest
 	var outcomes []fsm.Outcome
+	var reports []fsm.InstanceReport
+	var completed []completion
 	var strays []stray
 	e.store.Read(func(s *fsm.State) {
 		// The running workloads of the reported nodes, found in one scan.
@@ -59,9 +66,9 @@ func (e *Engine) reconcile(ctx context.Context) bool {
 			for _, inst := range o.status.Workloads {
 				w := s.Workloads[inst.ID]
 				here := w != nil && w.Node == nodeID && w.Generation == inst.Generation &&
-					w.State != api.StateStopped && w.State != api.StatePermanentlyFailed
+					w.State != api.StateStopped && w.State != api.StatePermanentlyFailed && w.State != api.StateCompleted
 				if !here {
-					if inst.State == api.InstanceRunning {
+					if present(inst.State) {
 						// Stop exactly the reported generation: the agent refuses
 						// it once it runs a newer one, so a late report can never
 						// stop the current instance.
@@ -74,20 +81,37 @@ func (e *Engine) reconcile(ctx context.Context) bool {
 					continue // its workloads are being moved, or a start is under way
 				}
 				switch inst.State {
-				case api.InstanceRunning:
+				case api.InstanceRunning, api.InstanceRestarting:
+					// A restarting instance waits out its restart delay and
+					// runs again on its node: present, neither lost nor failed.
 					seen[inst.ID] = true
 					switch {
 					case w.State != api.StateRunning:
 						outcomes = append(outcomes, fsm.Outcome{ID: w.ID, Generation: w.Generation, Running: true, PID: inst.PID})
-					case w.Attempts > 0 && o.at.Sub(w.UpdatedAt) > e.cfg.StableAfter:
+					case inst.State == api.InstanceRunning && w.Attempts > 0 && o.at.Sub(w.UpdatedAt) > e.cfg.StableAfter:
 						// Running steadily again: earlier failures stop counting.
 						outcomes = append(outcomes, fsm.Outcome{ID: w.ID, Generation: w.Generation, Running: true, PID: inst.PID, Stable: true})
 					}
+					if r, changed := instanceReport(w, inst); changed {
+						reports = append(reports, r)
+					}
 				case api.InstanceExited, api.InstanceFailed:
 					seen[inst.ID] = true
-					if w.State == api.StateRunning {
-						reqs = append(reqs, fsm.RecoveryRequest{ID: w.ID, Reason: exitReason(inst, nodeID), CountAttempt: true})
+					if w.State != api.StateRunning {
+						break
 					}
+					if completedExit(w, inst) {
+						outcomes = append(outcomes, completedOutcome(w, inst))
+						completed = append(completed, completion{id: w.ID, node: nodeID})
+						break
+					}
+					// Its restarts in place ran out, or it has none: the
+					// leader moves it, counting an attempt. The restarts it
+					// had stay readable beside the reason.
+					if r := max(inst.Restarts, 0); r != w.Restarts {
+						reports = append(reports, fsm.InstanceReport{ID: w.ID, Generation: w.Generation, Health: w.Health, Restarts: r, Ports: maps.Clone(w.Ports)})
+					}
+					reqs = append(reqs, fsm.RecoveryRequest{ID: w.ID, Reason: exitReason(inst, nodeID), CountAttempt: true})
 				}
 				// An instance reported stopped counts as absent below.
 			}
@@ -107,8 +131,18 @@ func (e *Engine) reconcile(ctx context.Context) bool {
 	if len(outcomes) > 0 {
 		if err := e.store.Apply(&fsm.RecordOutcomes{At: now, MaxAttempts: e.cfg.MaxAttempts, Outcomes: outcomes}); err != nil {
 			e.log.Warn("recording reported instances failed", "error", err)
+		} else {
+			for _, c := range completed {
+				e.noteCompleted(c.id, c.node)
+			}
 		}
 		changed = true
+	}
+	// Before the queueing below: a report applies to running instances only.
+	if len(reports) > 0 {
+		if err := e.store.Apply(&fsm.UpdateInstances{Reports: reports}); err != nil {
+			e.log.Warn("recording reported health, restarts and ports failed", "error", err)
+		}
 	}
 	if len(reqs) > 0 {
 		for _, r := range reqs {
@@ -146,14 +180,77 @@ func (e *Engine) notePermanent(reqs []fsm.RecoveryRequest) {
 	}
 }
 
+// exitReason says how an instance ended, with what its agent adds (for
+// example "OOM killed", or that its restarts in place ran out).
 func exitReason(inst api.AgentWorkload, node string) string {
-	if inst.Error != "" {
-		return "failed on " + node + ": " + inst.Error
+	var reason string
+	switch {
+	case inst.Error != "":
+		reason = "failed on " + node + ": " + inst.Error
+	case inst.ExitCode != nil:
+		reason = fmt.Sprintf("exited with code %d on %s", *inst.ExitCode, node)
+	default:
+		reason = "exited on " + node
 	}
-	if inst.ExitCode != nil {
-		return fmt.Sprintf("exited with code %d on %s", *inst.ExitCode, node)
+	if inst.Reason != "" && !strings.Contains(inst.Error, inst.Reason) { // "OOM killed" is often in Error already
+		reason += ": " + inst.Reason
 	}
-	return "exited on " + node
+	if inst.Restarts > 0 {
+		reason += fmt.Sprintf(" (after %d restarts in place)", inst.Restarts)
+	}
+	return reason
+}
+
+// present reports whether an instance in this agent-side state is there:
+// running, or restarting in place after its restart delay.
+func present(state string) bool {
+	return state == api.InstanceRunning || state == api.InstanceRestarting
+}
+
+// completedExit reports whether a reported instance of w ran to its end: a
+// batch workload whose process exited 0.
+func completedExit(w *api.Workload, inst api.AgentWorkload) bool {
+	return w.Spec.Type == api.TypeBatch && inst.State == api.InstanceExited && inst.Error == "" &&
+		inst.ExitCode != nil && *inst.ExitCode == 0
+}
+
+// completedOutcome is the outcome that makes w completed.
+func completedOutcome(w *api.Workload, inst api.AgentWorkload) fsm.Outcome {
+	return fsm.Outcome{ID: w.ID, Generation: w.Generation, ExitCode: new(int), Completed: true, Reason: inst.Reason}
+}
+
+// completion is a workload recorded completed, for its event.
+type completion struct{ id, node string }
+
+// noteCompleted logs and reports a workload that ran to its end.
+func (e *Engine) noteCompleted(id, node string) {
+	e.log.Info("workload completed", "workload", id, "node", node)
+	e.cfg.OnEvent(api.EventWorkloadCompleted, id, node, "exited 0 on "+node+"; completed")
+}
+
+// instanceReport returns what the state should hold of a running instance
+// as its agent reported it (health, restarts in place, ports, pid), and
+// whether that differs from what it holds. Ports are kept only for the
+// spec's labels, and health only as healthy or unhealthy (empty is unknown).
+func instanceReport(w *api.Workload, inst api.AgentWorkload) (fsm.InstanceReport, bool) {
+	r := fsm.InstanceReport{ID: w.ID, Generation: w.Generation, Restarts: max(inst.Restarts, 0), PID: w.PID}
+	switch inst.Health {
+	case api.HealthHealthy, api.HealthUnhealthy:
+		r.Health = inst.Health
+	}
+	if inst.PID > 0 {
+		r.PID = inst.PID
+	}
+	for _, label := range w.Spec.Ports {
+		if p, ok := inst.Ports[label]; ok && p > 0 && p <= 65535 {
+			if r.Ports == nil {
+				r.Ports = map[string]int{}
+			}
+			r.Ports[label] = p
+		}
+	}
+	changed := r.Health != w.Health || r.Restarts != w.Restarts || r.PID != w.PID || !maps.Equal(r.Ports, w.Ports)
+	return r, changed
 }
 
 // stopStray stops an instance the desired state does not place on its node,

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/micro-orchestrator/mo/agent"
+	"github.com/micro-orchestrator/mo/agent/cgroup"
 	"github.com/micro-orchestrator/mo/internal/tlsutil"
 )
 
@@ -65,6 +66,9 @@ func main() {
 	if agent.IsGuard() {
 		os.Exit(agent.RunGuard())
 	}
+	if cgroup.IsShim() { // enters a workload's cgroup, then execs it
+		os.Exit(cgroup.RunShim())
+	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 
@@ -98,7 +102,12 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow running without a token: anyone who reaches the agent can run commands")
 	fs.DurationVar(&cfg.StopGrace, "stop-grace", agent.DefaultStopGrace, "wait between SIGTERM and SIGKILL when stopping a workload")
 	fs.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", agent.DefaultLogMaxBytes, "cap of each workload's output.log in `BYTES`; over it the oldest half is dropped")
+	cfg.PortRange = agent.DefaultPortRange
+	fs.Var(&cfg.PortRange, "port-range", "`LOW-HIGH` ports (both included) from which workloads' ports are picked, each passed as MO_PORT_<LABEL>")
+	fs.IntVar(&cfg.CPUMillicores, "cpu-millicores", 0, "CPU the node offers to placement, in `MILLICORES` (1000 a core; 0 detects the CPUs the agent may run on)")
+	fs.IntVar(&cfg.MemoryMB, "memory-mb", 0, "memory the node offers to placement, in `MIB` (0 detects MemTotal of /proc/meminfo)")
 	fs.StringVar(&cfg.CPUFile, "cpu-file", "", "failure-drill hook: report the number (percent) in this `FILE` as cpu_usage at each sample instead of measuring /proc/stat; leave unset in production")
+	fs.BoolVar(&cfg.NoCgroups, "no-cgroups", false, "run workloads without a cgroup each (no resource limits; processes are found by group and environment tag)")
 	var tlsFiles tlsutil.Files
 	tlsutil.AddFlags(fs, &tlsFiles, false)
 	fs.BoolVar(&logJSON, "log-json", false, "log in JSON")

@@ -26,3 +26,14 @@ func TestHelpNeverPrintsTheToken(t *testing.T) {
 		t.Fatalf("agent -h does not say where the token comes from:\n%s", out.String())
 	}
 }
+
+// A bad --port-range is a usage error that says what is wrong.
+func TestBadPortRangeIsAUsageError(t *testing.T) {
+	for _, v := range []string{"30000-20000", "20000", "1-70000"} {
+		var out bytes.Buffer
+		code := run([]string{"--id", "n1", "--data", t.TempDir(), "--insecure", "--port-range", v}, func(string) string { return "" }, &out)
+		if code != exitUsage || !strings.Contains(out.String(), "port range") {
+			t.Errorf("--port-range %s: exit %d\n%s", v, code, out.String())
+		}
+	}
+}

@@ -35,7 +35,7 @@ func TestBackupRefusesToOverwrite(t *testing.T) {
 func TestUnknownFilterValueIsAUsageError(t *testing.T) {
 	var code int
 	_, errOut := capture(t, func() { code = runWorkloads([]string{"--addr", "127.0.0.1:1", "--timeout", "1s", "--state", "bogus"}) })
-	if code != exitUsage || !strings.Contains(errOut, "pending, running, failed, permanently_failed, stopped") {
+	if code != exitUsage || !strings.Contains(errOut, "pending, running, failed, permanently_failed, completed, stopped") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }

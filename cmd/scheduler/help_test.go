@@ -46,7 +46,7 @@ func TestCompleteListsCommandsAndFlags(t *testing.T) {
 		}
 	}
 	out, _ = capture(t, func() { runComplete([]string{"states"}) })
-	if out != "pending\nrunning\nfailed\npermanently_failed\nstopped\n" {
+	if out != "pending\nrunning\nfailed\npermanently_failed\ncompleted\nstopped\n" {
 		t.Errorf("states: %q", out)
 	}
 }

@@ -112,7 +112,7 @@ func TestSummaryLine(t *testing.T) {
 func TestUserTextIsEscapedInEveryPrinter(t *testing.T) {
 	evil := "evil\n\x1b[31mRED"
 	var b bytes.Buffer
-	printWorkload(&b, api.Workload{ID: "w1", Name: evil, Command: "sh", Args: []string{"-c", "echo a\necho b"}, Reason: evil, History: []api.Placement{{Node: evil}}})
+	printWorkload(&b, api.Workload{ID: "w1", Name: evil, Command: "sh", Args: []string{"-c", "echo a\necho b"}, Reason: evil, History: []api.Placement{{Node: evil}}}, "")
 	printAlerts(&b, []api.Alert{{Name: "X", Subject: evil, Summary: evil, Since: time.Now()}}, time.Now())
 	(&eventPrinter{w: &b}).print(api.Event{Kind: "k", Subject: evil, Message: evil})
 	printHealth(&b, api.HealthSummary{NodeDetails: []api.NodeDetail{{NodeKey: "127.0.0.1:1", NodeID: evil}}})
