@@ -18,10 +18,17 @@ import (
 func TestBadInputChangesNothing(t *testing.T) {
 	tc := newTestCluster(t)
 	tc.startReplicas(3)
-	if _, err := tc.submit(tc.leader().http, api.SubmitRequest{Name: "good", Command: "sleep", Args: []string{"1"}}); err != nil {
+	ids, err := tc.submit(tc.leader().http, api.SubmitRequest{Name: "good", Command: "sleep", Args: []string{"1"}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	l := tc.leader()
+	// With no node the leader records why the good workload waits; let that
+	// settle before the state is compared.
+	waitFor(t, 20*time.Second, "the good workload's wait reason", func() bool {
+		var w api.Workload
+		return tc.c.getJSON(l.http, "/workloads/"+ids[0], &w) == nil && w.Reason != ""
+	})
 	_, before, _ := tc.c.call("GET", l.http, "/state", nil)
 	big := `{"name":"x","command":"` + strings.Repeat("a", 1<<20) + `"}`
 	cases := []struct {
