@@ -174,6 +174,20 @@ func TestRestartAllKeepsState(t *testing.T) {
 	if _, err := tc.submit(tc.replicas[1].http, api.SubmitRequest{Name: "keep", Command: "sleep", Args: []string{"600"}, Count: intp(5), Env: map[string]string{"A": "1"}}); err != nil {
 		t.Fatal(err)
 	}
+	// With no node the leader records why the workloads wait; let that
+	// settle before the state is taken.
+	waitFor(t, 20*time.Second, "the wait reasons", func() bool {
+		var l api.WorkloadList
+		if tc.c.getJSON(tc.leader().http, "/workloads", &l) != nil || len(l.Workloads) != 5 {
+			return false
+		}
+		for _, w := range l.Workloads {
+			if w.Reason == "" {
+				return false
+			}
+		}
+		return true
+	})
 	var before []byte
 	waitFor(t, 10*time.Second, "state on the leader", func() bool {
 		code, b, err := tc.c.call("GET", tc.leader().http, "/state", nil)
