@@ -43,8 +43,11 @@ type life struct {
 	attempts int            // restarts since the count was last reset
 	restarts int            // restarts in place of the generation, all told
 	endedAt  time.Duration  // boottime at which the latest run ended
-	cancel   chan struct{}  // closed when the life ends
-	over     bool
+	// lastBegun is the boottime at which the latest run started: an
+	// exclusive restart needs a lease unbroken since then.
+	lastBegun time.Duration
+	cancel    chan struct{} // closed when the life ends
+	over      bool
 }
 
 // lifeState is the supervisor's share of lifecycle bookkeeping.
@@ -221,6 +224,7 @@ func (s *supervisor) afterRunLocked(in *instance) {
 		in.health = "" // nothing runs to be healthy
 	}
 	lf.endedAt = boottime()
+	lf.lastBegun = in.begun
 	p := lf.req.Restart
 	completed := lf.req.Type == api.TypeBatch && in.exitCode != nil && *in.exitCode == 0 && in.errMsg == ""
 	if in.state != api.InstanceExited || completed || p == nil || p.Attempts <= 0 {
@@ -328,14 +332,16 @@ func (s *supervisor) cancelRestartLocked(in *instance, why string) bool {
 
 // leaseHeldThrough is the lease test for a restart in place of an exclusive
 // instance: the lease must hold now and must not have lapsed since its
-// previous run ended (the leader may have placed it elsewhere meanwhile).
+// previous run began (the leader may have placed it elsewhere meanwhile,
+// and the run's end is only recorded once its group is gone, which may be
+// long after its process exited).
 func (s *supervisor) leaseHeldThrough(lf *life) error {
 	since, until := s.cfg.lease.held()
 	now := boottime()
 	switch {
 	case now+leaseKillWindow >= until:
 		return errNoLease
-	case since > lf.endedAt:
+	case since > lf.lastBegun:
 		return errLeaseBroken
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -57,6 +58,11 @@ const (
 
 // Bounds of what a spec may ask for.
 const (
+	// MinCheckInterval and MinCheckTimeout keep a check from probing in a
+	// tight loop; MinRestartDelay does the same for restarts.
+	MinCheckInterval = 100 * time.Millisecond
+	MinCheckTimeout  = 10 * time.Millisecond
+	MinRestartDelay  = 10 * time.Millisecond
 	MaxPorts         = 16
 	MaxCheckFailures = 100
 	MaxRestarts      = 1000
@@ -134,6 +140,12 @@ type Resources struct {
 	Pids          int `json:"pids,omitempty"`
 }
 
+// IsPlainService reports whether a normalized spec asks for nothing beyond
+// a bare process: a service without ports, check, restart or resources.
+func (s *Spec) IsPlainService() bool {
+	return s.Type == TypeService && len(s.Ports) == 0 && s.Check == nil && s.Restart == nil && s.Resources.IsZero()
+}
+
 // IsZero reports whether no resource is asked for.
 func (r *Resources) IsZero() bool { return r == nil || *r == Resources{} }
 
@@ -161,7 +173,7 @@ func (s *Spec) Normalize() {
 			c.Interval = Duration(DefaultCheckInterval)
 		}
 		if c.Timeout == 0 {
-			c.Timeout = Duration(DefaultCheckTimeout)
+			c.Timeout = Duration(min(DefaultCheckTimeout, c.Interval.D()))
 		}
 		if c.Failures == 0 {
 			c.Failures = DefaultCheckFailures
@@ -179,6 +191,9 @@ func (s *Spec) Normalize() {
 	if r := s.Restart; r != nil {
 		if r.Delay == 0 {
 			r.Delay = Duration(DefaultRestartDelay)
+			if r.MaxDelay > 0 && r.MaxDelay < r.Delay {
+				r.Delay = r.MaxDelay // a max_delay alone below the default delay caps it
+			}
 		}
 		if r.MaxDelay == 0 {
 			r.MaxDelay = Duration(max(DefaultRestartMaxDelay, r.Delay.D()))
@@ -219,8 +234,11 @@ func (s *Spec) Validate() error {
 			} else if !seen[c.Port] {
 				errs = append(errs, fmt.Errorf("check: port %q is not one of ports %v", c.Port, s.Ports))
 			}
-			if c.Type == CheckHTTP && c.Path != "" && !strings.HasPrefix(c.Path, "/") {
-				errs = append(errs, fmt.Errorf("check: path %q must start with /", c.Path))
+			if c.Type == CheckHTTP && c.Path != "" {
+				errs = append(errs, checkPath(c.Path))
+			}
+			if c.Type == CheckTCP && c.Path != "" {
+				errs = append(errs, errors.New("check: path is for http checks, not tcp"))
 			}
 			if len(c.Command) > 0 {
 				errs = append(errs, fmt.Errorf("check: command is for exec checks, not %s", c.Type))
@@ -231,12 +249,16 @@ func (s *Spec) Validate() error {
 			} else if err := ValidateProcess(c.Command[0], c.Command[1:], nil); err != nil {
 				errs = append(errs, fmt.Errorf("check: %w", err))
 			}
+			if c.Port != "" || c.Path != "" {
+				errs = append(errs, errors.New("check: port and path are for http and tcp checks, not exec"))
+			}
 		case "":
 			errs = append(errs, errors.New("check: type is required (http, tcp or exec)"))
 		default:
 			errs = append(errs, fmt.Errorf("check: unknown type %q (want http, tcp or exec)", c.Type))
 		}
-		errs = append(errs, positive("check.interval", c.Interval), positive("check.timeout", c.Timeout), positive("check.grace", c.Grace))
+		errs = append(errs, positive("check.interval", c.Interval), positive("check.timeout", c.Timeout), positive("check.grace", c.Grace),
+			atLeast("check.interval", c.Interval, MinCheckInterval), atLeast("check.timeout", c.Timeout, MinCheckTimeout))
 		if c.Failures < 0 || c.Failures > MaxCheckFailures {
 			errs = append(errs, fmt.Errorf("check.failures %d: want 1 to %d", c.Failures, MaxCheckFailures))
 		}
@@ -245,7 +267,8 @@ func (s *Spec) Validate() error {
 		if r.Attempts < 0 || r.Attempts > MaxRestarts {
 			errs = append(errs, fmt.Errorf("restart.attempts %d: want 0 to %d", r.Attempts, MaxRestarts))
 		}
-		errs = append(errs, positive("restart.delay", r.Delay), positive("restart.max_delay", r.MaxDelay))
+		errs = append(errs, positive("restart.delay", r.Delay), positive("restart.max_delay", r.MaxDelay),
+			atLeast("restart.delay", r.Delay, MinRestartDelay), atLeast("restart.max_delay", r.MaxDelay, MinRestartDelay))
 		if r.Delay > 0 && r.MaxDelay > 0 && r.MaxDelay < r.Delay {
 			errs = append(errs, fmt.Errorf("restart.max_delay %s is shorter than restart.delay %s", r.MaxDelay.D(), r.Delay.D()))
 		}
@@ -255,6 +278,31 @@ func (s *Spec) Validate() error {
 			bounded("resources.memory_mb", r.MemoryMB, MaxMemoryMB), bounded("resources.pids", r.Pids, MaxPids))
 	}
 	return errors.Join(errs...)
+}
+
+// atLeast refuses a duration given below min (zero takes the default).
+func atLeast(what string, d Duration, min time.Duration) error {
+	if d > 0 && d.D() < min {
+		return fmt.Errorf("%s %s: at least %s", what, d.D(), min)
+	}
+	return nil
+}
+
+// checkPath refuses an http check path that is not a plain absolute URL
+// path: a probe could never send it.
+func checkPath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("check: path %q must start with /", p)
+	}
+	for _, r := range p {
+		if r <= ' ' || r == 0x7f || IsControl(r) {
+			return fmt.Errorf("check: path %q holds a space or control character (percent-encode it)", p)
+		}
+	}
+	if _, err := url.ParseRequestURI(p); err != nil {
+		return fmt.Errorf("check: path %q is not a valid URL path: %v", p, err)
+	}
+	return nil
 }
 
 // positive refuses a negative or absurdly long duration (zero takes the

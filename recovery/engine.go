@@ -490,7 +490,7 @@ func (e *Engine) place(ctx context.Context) {
 				if t.queued != "" {
 					reason = t.queued + "; " + reason
 				}
-				if reason != t.w.Reason {
+				if reason != t.w.Reason && reasonRecorded(t.w) {
 					waits = append(waits, fsm.WaitReason{ID: t.w.ID, Reason: reason})
 				}
 			}
@@ -587,6 +587,11 @@ func (e *Engine) start(ctx context.Context, w *api.Workload, node Candidate, gen
 	// submitted before specs existed has an empty one: a service, no check.
 	spec := fsm.CopySpec(w.Spec)
 	spec.Normalize()
+	if spec.IsPlainService() {
+		// Nothing beyond a bare process: send no spec fields at all, so
+		// that an agent older than them still starts it.
+		spec = api.Spec{}
+	}
 	req := api.StartRequest{
 		ID: w.ID, Name: w.Name, Command: w.Command, Args: w.Args, Env: w.Env, Generation: gen, Term: e.cfg.Term,
 		Exclusive: w.Exclusive, Spec: spec,
@@ -703,7 +708,7 @@ func (e *Engine) noteNoCandidates(todo []work, online, busy int) {
 	why := "no node is online"
 	switch {
 	case busy > 0:
-		why = fmt.Sprintf("every online node checked is at or over the %.0f%% CPU limit (%d of %d online; see scheduler health)", e.cfg.CPULimit, busy, online)
+		why = fmt.Sprintf("every online node checked is at or over the %.0f%% CPU limit (see scheduler health)", e.cfg.CPULimit)
 	case online > 0:
 		why = "no online node has passed a health check under this leader yet"
 	}
@@ -713,7 +718,7 @@ func (e *Engine) noteNoCandidates(todo []work, online, busy int) {
 		if t.queued != "" {
 			reason = t.queued + "; " + why
 		}
-		if reason != t.w.Reason {
+		if reason != t.w.Reason && reasonRecorded(t.w) {
 			waits = append(waits, fsm.WaitReason{ID: t.w.ID, Reason: reason})
 		}
 	}
@@ -723,4 +728,12 @@ func (e *Engine) noteNoCandidates(todo []work, online, busy int) {
 	if err := e.store.Apply(&fsm.SetWaitReasons{Reasons: waits}); err != nil {
 		e.log.Warn("recording why workloads wait failed", "error", err)
 	}
+}
+
+// reasonRecorded reports whether SetWaitReasons records a reason for w: a
+// pending workload not yet given a node, or a failed one in the queue. A
+// pending one already on a node (its start being retried) keeps its own, so
+// the leader must not write one at every pass.
+func reasonRecorded(w *api.Workload) bool {
+	return !(w.State == api.StatePending && w.Node != "")
 }

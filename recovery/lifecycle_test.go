@@ -203,7 +203,8 @@ func TestQueuedWorkloadWaitReason(t *testing.T) {
 }
 
 // The start request carries the spec with its defaults; a workload from
-// before specs existed is sent as a service.
+// before specs existed (a plain service) is sent with no spec fields, so
+// that agents older than them start it too.
 func TestStartCarriesNormalizedSpec(t *testing.T) {
 	st, f := setup(t, 1, 1) // no spec: an old workload
 	spec := api.Spec{Type: api.TypeBatch, Ports: []string{"http"}, Check: &api.Check{Type: api.CheckTCP, Port: "http"}}
@@ -215,8 +216,8 @@ func TestStartCarriesNormalizedSpec(t *testing.T) {
 	for _, r := range a.starts {
 		got[r.ID] = r.Spec
 	}
-	if got["w0"].Type != api.TypeService || got["w0"].Check != nil {
-		t.Fatalf("old workload sent with %+v", got["w0"])
+	if got["w0"].Type != "" || got["w0"].Check != nil || got["w0"].Ports != nil {
+		t.Fatalf("old workload sent with %+v, want no spec fields", got["w0"])
 	}
 	want := fsm.CopySpec(spec)
 	want.Normalize()
@@ -428,7 +429,7 @@ func TestBusyNodesGiveAReason(t *testing.T) {
 	e.started = time.Now().Add(-time.Hour)
 	e.pass(context.Background(), true)
 	w := workload(f, "w0")
-	want := "every online node checked is at or over the 80% CPU limit (1 of 1 online; see scheduler health)"
+	want := "every online node checked is at or over the 80% CPU limit (see scheduler health)"
 	if w.State != api.StatePending || w.Reason != want {
 		t.Fatalf("%+v, want pending with reason %q", w, want)
 	}
