@@ -294,3 +294,30 @@ func TestStableRunClearsAttempts(t *testing.T) {
 		t.Fatalf("attempts not cleared after a stable run: %+v", got)
 	}
 }
+
+// An instance that restarts in place keeps the workload's update time
+// unchanged: a run that began just now is no stable run, whatever that time
+// says, so a crash loop on one node still adds up to giving up.
+func TestRestartedInPlaceIsNotStable(t *testing.T) {
+	st, f := setup(t, 1, 1)
+	a := &agents{fail: map[string]error{"n1:80": &api.AgentError{Status: 500, Message: "boom"}}}
+	e := New(Config{Term: 1, MaxAttempts: 3, StableAfter: time.Minute}, st, healthy{"n1": 1}, a)
+	e.started = time.Now().Add(-time.Hour)
+	e.pass(context.Background(), true) // fails once
+	delete(a.fail, "n1:80")
+	e.pass(context.Background(), true) // runs
+	w := workload(f, "w0")
+	if w.State != api.StateRunning || w.Attempts != 1 {
+		t.Fatalf("%+v", w)
+	}
+	at := w.UpdatedAt.Add(2 * time.Minute)
+	run := api.AgentWorkload{ID: "w0", PID: w.PID + 1, State: api.InstanceRunning, Generation: w.Generation, Restarts: 4, StartedAt: at.Add(-time.Second)}
+	e.mu.Lock()
+	e.observed["n1"] = observation{status: api.AgentStatus{Workloads: []api.AgentWorkload{run}}, at: at}
+	e.dirty["n1"] = true
+	e.mu.Unlock()
+	e.pass(context.Background(), false)
+	if got := workload(f, "w0"); got.Attempts != 1 {
+		t.Fatalf("a run a second old cleared the attempts: %+v", got)
+	}
+}

@@ -88,7 +88,8 @@ func (e *Engine) reconcile(ctx context.Context) bool {
 					switch {
 					case w.State != api.StateRunning:
 						outcomes = append(outcomes, fsm.Outcome{ID: w.ID, Generation: w.Generation, Running: true, PID: inst.PID})
-					case inst.State == api.InstanceRunning && w.Attempts > 0 && o.at.Sub(w.UpdatedAt) > e.cfg.StableAfter:
+					case inst.State == api.InstanceRunning && w.Attempts > 0 && o.at.Sub(w.UpdatedAt) > e.cfg.StableAfter &&
+						o.at.Sub(inst.StartedAt) > e.cfg.StableAfter: // this run too: restarts in place do not update the workload
 						// Running steadily again: earlier failures stop counting.
 						outcomes = append(outcomes, fsm.Outcome{ID: w.ID, Generation: w.Generation, Running: true, PID: inst.PID, Stable: true})
 					}
