@@ -408,16 +408,24 @@ func (e *Engine) place(ctx context.Context) {
 		}
 		assigned := map[string]int{}
 		allocated := map[string]api.Capacity{}
+		hold := func(w *api.Workload) {
+			need := asks(w.Spec.Resources)
+			a := allocated[w.Node]
+			a.CPUMillicores += need.CPUMillicores
+			a.MemoryMB += need.MemoryMB
+			allocated[w.Node] = a
+		}
 		for _, w := range s.Workloads {
 			if w.Node != "" && (w.State == api.StateRunning || w.State == api.StatePending) {
 				assigned[w.Node]++
 				if !moving[w.ID] {
-					need := asks(w.Spec.Resources)
-					a := allocated[w.Node]
-					a.CPUMillicores += need.CPUMillicores
-					a.MemoryMB += need.MemoryMB
-					allocated[w.Node] = a
+					hold(w)
 				}
+			}
+			// A stopped workload whose instance its node still reports
+			// running (the stop grace) holds its room until it is gone.
+			if w.State == api.StateStopped && w.Node != "" && w.Spec.Resources != nil && stillRuns(observed[w.Node], w) {
+				hold(w)
 			}
 		}
 		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
@@ -736,4 +744,15 @@ func (e *Engine) noteNoCandidates(todo []work, online, busy int) {
 // the leader must not write one at every pass.
 func reasonRecorded(w *api.Workload) bool {
 	return !(w.State == api.StatePending && w.Node != "")
+}
+
+// stillRuns reports whether a node's latest report shows w's instance of its
+// current generation running (or restarting).
+func stillRuns(o observation, w *api.Workload) bool {
+	for _, inst := range o.status.Workloads {
+		if inst.ID == w.ID && inst.Generation == w.Generation {
+			return inst.State == api.InstanceRunning || inst.State == api.InstanceRestarting
+		}
+	}
+	return false
 }

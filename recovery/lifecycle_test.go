@@ -439,3 +439,36 @@ func TestBusyNodesGiveAReason(t *testing.T) {
 		t.Fatalf("not placed once the node is below the limit: %+v", w)
 	}
 }
+
+// A stopped workload holds its room on its node while the node still reports
+// its instance running (the stop grace), and frees it once the instance is
+// gone.
+func TestStoppingInstanceHoldsItsRoom(t *testing.T) {
+	st, f := capacityNodes(t, capacity(1000, 4096))
+	submitSpec(t, f, 0, 1, resources(1000, 0))
+	e := New(Config{Term: 7, MaxAttempts: 3}, st, healthy{"n1": 1}, &agents{})
+	e.started = time.Now().Add(-time.Hour)
+	e.pass(context.Background(), true)
+	w := workload(f, "w0")
+	if w.State != api.StateRunning {
+		t.Fatalf("not running: %+v", w)
+	}
+	must(t, f.ApplyCommand(&fsm.StopWorkload{At: t0.Add(time.Minute), ID: "w0"}))
+	submitSpec(t, f, 1, 1, resources(1000, 0))
+	stillRunning := api.AgentWorkload{ID: "w0", PID: w.PID, State: api.InstanceRunning, Generation: w.Generation}
+	e.mu.Lock()
+	e.observed["n1"] = observation{status: api.AgentStatus{Workloads: []api.AgentWorkload{stillRunning}}, at: time.Now()}
+	e.mu.Unlock()
+	e.pass(context.Background(), true)
+	if got := workload(f, "w1"); got.State != api.StatePending || got.Node != "" {
+		t.Fatalf("placed into the room of an instance still stopping: %+v", got)
+	}
+	stillRunning.State = api.InstanceStopped
+	e.mu.Lock()
+	e.observed["n1"] = observation{status: api.AgentStatus{Workloads: []api.AgentWorkload{stillRunning}}, at: time.Now()}
+	e.mu.Unlock()
+	e.pass(context.Background(), true)
+	if got := workload(f, "w1"); got.State != api.StateRunning {
+		t.Fatalf("not placed once the instance was gone: %+v", got)
+	}
+}
