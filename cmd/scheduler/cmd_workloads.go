@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -92,7 +93,7 @@ func addSpecFlags(fs *flag.FlagSet) *specFlags {
 	fs.StringVar(&f.check, "check", "", "health check `TYPE`: http, tcp or exec")
 	fs.StringVar(&f.checkPort, "check-port", "", "port `LABEL` an http or tcp check probes (default the only --port)")
 	fs.StringVar(&f.path, "check-path", "", "`PATH` an http check gets (default /; 2xx and 3xx are healthy)")
-	fs.StringVar(&f.checkCmd, "check-command", "", "`COMMAND` an exec check runs, split on spaces (exit 0 is healthy)")
+	fs.StringVar(&f.checkCmd, "check-command", "", "`COMMAND` an exec check runs (exit 0 is healthy): split on spaces, or a JSON array such as '[\"sh\",\"-c\",\"curl -f localhost:8080\"]' for arguments with spaces")
 	fs.Var(&f.interval, "check-interval", "`DURATION` between checks (default 5s)")
 	fs.Var(&f.timeout, "check-timeout", "`DURATION` a check may take (default 1s)")
 	fs.IntVar(&f.failures, "check-failures", 0, "`N` failed checks in a row make it unhealthy and restarted (default 3)")
@@ -124,7 +125,7 @@ func (f *specFlags) spec() api.Spec {
 	if f.check != "" {
 		c := &api.Check{Type: f.check, Port: f.checkPort, Path: f.path, Failures: f.failures}
 		if f.checkCmd != "" {
-			c.Command = strings.Fields(f.checkCmd)
+			c.Command = splitCheckCommand(f.checkCmd)
 		}
 		if c.Port == "" && len(f.ports) == 1 && f.check != api.CheckExec {
 			c.Port = f.ports[0]
@@ -493,4 +494,19 @@ func pidStr(p int) string {
 
 func commandLine(w api.Workload) string {
 	return strings.TrimSpace(w.Command + " " + strings.Join(w.Args, " "))
+}
+
+// splitCheckCommand reads --check-command: a JSON array of strings is taken
+// as the argv; anything else is split on spaces. An argv that does not
+// parse goes as one word, which the scheduler then refuses or runs as
+// given.
+func splitCheckCommand(v string) []string {
+	if t := strings.TrimSpace(v); strings.HasPrefix(t, "[") {
+		var argv []string
+		if err := json.Unmarshal([]byte(t), &argv); err == nil {
+			return argv
+		}
+		return []string{t}
+	}
+	return strings.Fields(v)
 }

@@ -123,7 +123,10 @@ func runDev(args []string) int {
 	}
 	for i := range 3 {
 		id := "n" + strconv.Itoa(i+1)
-		a := []string{"--id", id, "--listen", agentAddrs[i], "--join", join, "--data", filepath.Join(root, id)}
+		a := []string{"--id", id, "--listen", agentAddrs[i], "--join", join, "--data", filepath.Join(root, id),
+			// Agents on one machine pick workloads' ports from ranges of
+			// their own, so that two never hand out the same port.
+			"--port-range", fmt.Sprintf("%d-%d", 20000+i*4000, 20000+i*4000+3999)}
 		a = append(a, certs.flags(tlsutil.RoleAgent)...)
 		p, err := startDevProc("agent", id, agentAddrs[i], agent, a, env, filepath.Join(root, id+".log"))
 		if err != nil {

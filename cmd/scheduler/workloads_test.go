@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +163,21 @@ func TestSubmitCheckFlagsNeedCheck(t *testing.T) {
 	})
 	if code != exitUsage || !strings.Contains(errOut, "--check-path need --check") {
 		t.Fatalf("exit %d, %q", code, errOut)
+	}
+}
+
+func TestSplitCheckCommand(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+	}{
+		{"curl -f localhost", []string{"curl", "-f", "localhost"}},
+		{`["sh","-c","curl -f localhost:8080"]`, []string{"sh", "-c", "curl -f localhost:8080"}},
+		{`[not json`, []string{"[not json"}},
+	}
+	for _, c := range cases {
+		if got := splitCheckCommand(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("splitCheckCommand(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }
