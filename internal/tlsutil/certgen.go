@@ -76,15 +76,7 @@ func NewCA(now time.Time, lifetime time.Duration) (certPEM, keyPEM []byte, err e
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		SubjectKeyId:          keyID,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	keyPEM, err = privateKeyPEM(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
+	return signPEM(tmpl, tmpl, key, key)
 }
 
 // NewCert makes a certificate for role signed by the CA, with a new ECDSA
@@ -143,15 +135,7 @@ func NewCert(caCertPEM, caKeyPEM []byte, role Role, ips []net.IP, dnsNames []str
 		IPAddresses:           addrs,
 		SubjectKeyId:          keyID,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	keyPEM, err = privateKeyPEM(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
+	return signPEM(tmpl, ca, key, caKey)
 }
 
 // CheckDNSName reports why name cannot be an extra DNS name of a
@@ -307,6 +291,19 @@ func parseSignerPEM(keyPEM []byte) (crypto.Signer, error) {
 	}
 }
 
+// signPEM signs tmpl (for key) with parent's signer and returns the
+// certificate and the key, both PEM-encoded.
+func signPEM(tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, signer any) (certPEM, keyPEM []byte, err error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keyPEM, err = privateKeyPEM(key); err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
+}
+
 // privateKeyPEM encodes key as a PKCS #8 PEM block.
 func privateKeyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
@@ -370,54 +367,24 @@ func WritePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte, f
 	if force {
 		return replacePair(certPath, certPEM, keyPath, keyPEM)
 	}
-	if err := createExclusive(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Create(keyPath, keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := createExclusive(certPath, certPEM, 0o644); err != nil {
+	if err := atomicfile.Create(certPath, certPEM, 0o644); err != nil {
 		_ = os.Remove(keyPath) // it is ours: nothing is left half-written
 		return err
 	}
 	return nil
 }
 
-// createExclusive writes data to path, which must not exist yet.
-func createExclusive(path string, data []byte, mode os.FileMode) (err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s exists; pass --force to overwrite it", path)
-		}
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(path)
-		}
-	}()
-	if err = f.Chmod(mode); err != nil { // whatever the umask
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return atomicfile.SyncDir(filepath.Dir(path))
-}
-
 // replacePair writes both files to temporary files first, then renames each
 // over its target, so that either is always whole.
 func replacePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) error {
-	keyTmp, err := writeTempBeside(keyPath, keyPEM, 0o600)
+	keyTmp, err := atomicfile.WriteTemp(keyPath, keyPEM, 0o600)
 	if err != nil {
 		return err
 	}
-	certTmp, err := writeTempBeside(certPath, certPEM, 0o644)
+	certTmp, err := atomicfile.WriteTemp(certPath, certPEM, 0o644)
 	if err != nil {
 		_ = os.Remove(keyTmp)
 		return err
@@ -435,32 +402,4 @@ func replacePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte)
 		return err
 	}
 	return atomicfile.SyncDir(filepath.Dir(certPath))
-}
-
-// writeTempBeside writes data with mode to a new temporary file beside path
-// and returns its name.
-func writeTempBeside(path string, data []byte, mode os.FileMode) (name string, err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return "", err
-	}
-	if _, err = f.Write(data); err != nil {
-		return "", err
-	}
-	if err = f.Sync(); err != nil {
-		return "", err
-	}
-	if err = f.Close(); err != nil {
-		return "", err
-	}
-	return f.Name(), nil
 }
