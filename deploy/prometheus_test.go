@@ -45,14 +45,14 @@ func run(t *testing.T, dir string, name string, args ...string) string {
 func TestPrometheusRulesAndConfig(t *testing.T) {
 	pt := promtool(t)
 	out := run(t, "prometheus", pt, "check", "rules", "alerts.yml")
-	if !strings.Contains(out, "SUCCESS: 9 rules found") {
+	if !strings.Contains(out, "SUCCESS: 10 rules found") {
 		t.Fatalf("promtool check rules:\n%s", out)
 	}
 	rules, err := os.ReadFile(filepath.Join("prometheus", "alerts.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"NodeOffline", "RecoveryFailed", "HighResponseTime", "RecoveryQueueHigh", "EvictionsPaused", "ReplicaDown", "CertificateExpiring"} {
+	for _, name := range []string{"NodeOffline", "RecoveryFailed", "HighResponseTime", "RecoveryQueueHigh", "EvictionsPaused", "ReplicaDown", "CertificateExpiring", "TargetUnreachable"} {
 		if !strings.Contains(string(rules), "alert: "+name+"\n") {
 			t.Errorf("no rule for %s", name)
 		}
