@@ -265,9 +265,10 @@ func TestAllowEvict(t *testing.T) {
 	}
 }
 
-// A workload that has run steadily for StableAfter has its failed attempts
-// cleared, so that rare crashes over a long life never add up to giving up.
-func TestStableRunClearsAttempts(t *testing.T) {
+// runningAfterOneFailure makes w0 fail its first start and run at the
+// second, with StableAfter a minute.
+func runningAfterOneFailure(t *testing.T) (*Engine, *fsm.FSM, api.Workload) {
+	t.Helper()
 	st, f := setup(t, 1, 1)
 	a := &agents{fail: map[string]error{"n1:80": &api.AgentError{Status: 500, Message: "boom"}}}
 	e := New(Config{Term: 1, MaxAttempts: 3, StableAfter: time.Minute}, st, healthy{"n1": 1}, a)
@@ -279,6 +280,13 @@ func TestStableRunClearsAttempts(t *testing.T) {
 	if w.State != api.StateRunning || w.Attempts != 1 {
 		t.Fatalf("%+v", w)
 	}
+	return e, f, w
+}
+
+// A workload that has run steadily for StableAfter has its failed attempts
+// cleared, so that rare crashes over a long life never add up to giving up.
+func TestStableRunClearsAttempts(t *testing.T) {
+	e, f, w := runningAfterOneFailure(t)
 	report := api.AgentStatus{Workloads: []api.AgentWorkload{{ID: "w0", PID: w.PID, State: api.InstanceRunning, Generation: w.Generation}}}
 	e.Observe("n1", report)
 	e.pass(context.Background(), false)
@@ -299,17 +307,7 @@ func TestStableRunClearsAttempts(t *testing.T) {
 // unchanged: a run that began just now is no stable run, whatever that time
 // says, so a crash loop on one node still adds up to giving up.
 func TestRestartedInPlaceIsNotStable(t *testing.T) {
-	st, f := setup(t, 1, 1)
-	a := &agents{fail: map[string]error{"n1:80": &api.AgentError{Status: 500, Message: "boom"}}}
-	e := New(Config{Term: 1, MaxAttempts: 3, StableAfter: time.Minute}, st, healthy{"n1": 1}, a)
-	e.started = time.Now().Add(-time.Hour)
-	e.pass(context.Background(), true) // fails once
-	delete(a.fail, "n1:80")
-	e.pass(context.Background(), true) // runs
-	w := workload(f, "w0")
-	if w.State != api.StateRunning || w.Attempts != 1 {
-		t.Fatalf("%+v", w)
-	}
+	e, f, w := runningAfterOneFailure(t)
 	at := w.UpdatedAt.Add(2 * time.Minute)
 	run := api.AgentWorkload{ID: "w0", PID: w.PID + 1, State: api.InstanceRunning, Generation: w.Generation, Restarts: 4, StartedAt: at.Add(-time.Second)}
 	e.mu.Lock()
