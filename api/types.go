@@ -53,6 +53,10 @@ type Workload struct {
 	Health   string         `json:"health,omitempty"`
 	Restarts int            `json:"restarts,omitempty"`
 	Ports    map[string]int `json:"ports,omitempty"`
+	// Job and JobVersion name the job and version an instance belongs to
+	// (absent for a workload submitted on its own).
+	Job        string  `json:"job,omitempty"`
+	JobVersion *uint64 `json:"version,omitempty"`
 }
 
 // Node is a registered node agent.

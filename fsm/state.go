@@ -162,6 +162,10 @@ func CopyWorkload(w *api.Workload) *api.Workload {
 	if w.Ports != nil {
 		c.Ports = maps.Clone(w.Ports)
 	}
+	if w.JobVersion != nil {
+		v := *w.JobVersion
+		c.JobVersion = &v
+	}
 	return &c
 }
 
