@@ -70,6 +70,13 @@ const (
 	EventAlertResolved        = "alert_resolved"
 	EventNodeWorkloadsEvicted = "node_workloads_evicted"
 	EventWorkloadCompleted    = "workload_completed"
+	// Job events: a run, a scale or a stop, and how deployments end.
+	EventJobRegistered        = "job_registered"
+	EventJobScaled            = "job_scaled"
+	EventJobStopped           = "job_stopped"
+	EventDeploymentSuccessful = "deployment_successful"
+	EventDeploymentFailed     = "deployment_failed"
+	EventDeploymentReverted   = "deployment_reverted"
 )
 
 // Event is one entry of the leader's recent events.

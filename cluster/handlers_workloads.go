@@ -58,6 +58,7 @@ var specDurations = []struct {
 }{
 	{"check", []string{"interval", "timeout", "grace"}},
 	{"restart", []string{"delay", "max_delay"}},
+	{"update", []string{"min_healthy_time", "healthy_deadline"}},
 }
 
 // durationError finds the spec duration that a submission's body could not
@@ -117,11 +118,9 @@ func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httpr
 		return
 	}
 	now := time.Now().UTC()
-	last := r.seq.Add(uint64(count))
+	ids, last := r.newIDs(count, now)
 	cmd := &fsm.SubmitWorkloads{At: now, Seq: last, Workloads: make([]api.Workload, count)}
-	ids := make([]string, count)
 	for i := range count {
-		ids[i] = fmt.Sprintf("workload_%d_%d", now.Unix(), last-uint64(count)+uint64(i)+1)
 		cmd.Workloads[i] = api.Workload{ID: ids[i], Name: s.Name, Command: s.Command, Args: s.Args, Env: s.Env, Exclusive: s.Exclusive,
 			Spec: s.Spec}
 	}
@@ -133,9 +132,21 @@ func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httpr
 	api.WriteJSON(w, http.StatusCreated, api.SubmitResponse{IDs: ids})
 }
 
+// newIDs hands out n workload IDs (workload_<unix time>_<sequence>) from
+// the leader's sequence, and returns them with the last sequence number,
+// which the command that creates them records.
+func (r *Replica) newIDs(n int, at time.Time) ([]string, uint64) {
+	last := r.seq.Add(uint64(n))
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("workload_%d_%d", at.Unix(), last-uint64(n)+uint64(i)+1)
+	}
+	return ids, last
+}
+
 func (r *Replica) handleListWorkloads(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 	q := req.URL.Query()
-	state, node, name := q.Get("state"), q.Get("node"), q.Get("name")
+	state, node, name, job := q.Get("state"), q.Get("node"), q.Get("name"), q.Get("job")
 	if state != "" && !api.ValidState(state) {
 		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("unknown state %q: want one of %s", state, strings.Join(api.WorkloadStates, ", ")))
 		return
@@ -143,7 +154,7 @@ func (r *Replica) handleListWorkloads(w http.ResponseWriter, req *http.Request, 
 	out := api.WorkloadList{Workloads: []api.Workload{}}
 	r.fsm.Read(func(s *fsm.State) {
 		for _, wl := range s.Workloads {
-			if (state == "" || wl.State == state) && (node == "" || wl.Node == node) && (name == "" || wl.Name == name) {
+			if (state == "" || wl.State == state) && (node == "" || wl.Node == node) && (name == "" || wl.Name == name) && (job == "" || wl.Job == job) {
 				c := fsm.CopyWorkload(wl)
 				c.History = nil
 				out.Workloads = append(out.Workloads, *shown(c))

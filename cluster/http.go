@@ -39,6 +39,7 @@ func (r *Replica) handler() http.Handler {
 	rt.GET("/cluster/self", r.handleClusterSelf)
 	rt.POST("/cluster/join", r.handleJoin)
 	rt.POST("/cluster/remove", r.handleRemove)
+	r.routeJobs(rt)
 	r.routeLeaderViews(rt)
 	r.routeMonitoring(rt)
 

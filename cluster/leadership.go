@@ -9,6 +9,7 @@ import (
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
 	"github.com/micro-orchestrator/mo/health"
+	"github.com/micro-orchestrator/mo/jobs"
 	"github.com/micro-orchestrator/mo/recovery"
 )
 
@@ -21,6 +22,7 @@ type leaderState struct {
 	wg       sync.WaitGroup
 	health   *health.Monitor
 	recovery *recovery.Engine
+	jobs     *jobs.Watcher
 
 	alertKick chan struct{} // capacity 1: wakes the alert loop
 

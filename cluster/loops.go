@@ -9,6 +9,7 @@ import (
 	"github.com/micro-orchestrator/mo/fsm"
 	"github.com/micro-orchestrator/mo/health"
 	"github.com/micro-orchestrator/mo/internal/tlsutil"
+	"github.com/micro-orchestrator/mo/jobs"
 	"github.com/micro-orchestrator/mo/recovery"
 )
 
@@ -17,6 +18,14 @@ import (
 func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 	hc := r.cfg.Health
 	var mon *health.Monitor
+	// refresh asks for fresh agent reports now, in the background.
+	refresh := func() {
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_ = mon.CheckNow(cctx)
+		}()
+	}
 	eng := recovery.New(recovery.Config{
 		Term:        ls.term,
 		Interval:    r.cfg.Recovery.Interval,
@@ -32,13 +41,7 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 		// A report can be as old as one health check: as long as that
 		// before an instance missing from it counts as lost.
 		MissingGrace: hc.Timeout + 500*time.Millisecond,
-		Refresh: func() {
-			go func() {
-				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				defer cancel()
-				_ = mon.CheckNow(cctx)
-			}()
-		},
+		Refresh:      refresh,
 	}, r, healthView{get: func(id string) (health.NodeHealth, bool) { return mon.NodeHealth(id) }}, r.agents)
 	mon = health.New(health.Config{
 		Interval:          hc.Interval,
@@ -69,11 +72,23 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 			ls.statuses[id] = normNodeStatus(n.Status)
 		}
 	})
-	ls.health, ls.recovery = mon, eng
+	jw := jobs.New(jobs.Config{
+		Logger:       r.log.Named("jobs"),
+		NewIDs:       r.newIDs,
+		StopInstance: r.stopOnAgent,
+		Placed:       eng.Kick,
+		Refresh:      refresh,
+		OnEvent: func(kind, job, msg string) {
+			r.metrics.observeDeployment(kind)
+			r.event(kind, job, msg, "", "")
+		},
+	}, r)
+	ls.health, ls.recovery, ls.jobs = mon, eng, jw
 	var active []api.Alert
 	r.fsm.Read(func(s *fsm.State) { active = append(active, s.ActiveAlerts...) })
 	r.alerts.Seed(active)
-	ls.wg.Add(5)
+	ls.wg.Add(6)
+	go func() { defer ls.wg.Done(); jw.Run(ctx) }()
 	go func() { defer ls.wg.Done(); r.peerCertLoop(ctx) }()
 	go func() { defer ls.wg.Done(); r.reachLoop(ctx, ls) }()
 	go func() { defer ls.wg.Done(); mon.Run(ctx) }()

@@ -29,6 +29,7 @@ type replicaMetrics struct {
 	recoveryDuration prometheus.Histogram
 	recoveries       *prometheus.CounterVec
 	permanent        prometheus.Counter
+	deployments      *prometheus.CounterVec
 	httpRequests     *prometheus.CounterVec
 	httpDuration     *prometheus.HistogramVec
 }
@@ -59,6 +60,10 @@ func newReplicaMetrics(r *Replica) *replicaMetrics {
 			Name: "mo_workloads_permanently_failed_total",
 			Help: "Workloads this replica marked permanently_failed while it led.",
 		}),
+		deployments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mo_deployments_total",
+			Help: "Job deployments this replica ended while it led, by result (successful, failed or reverted).",
+		}, []string{"result"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mo_http_requests_total",
 			Help: "API requests served, by route pattern, method and status code.",
@@ -75,10 +80,13 @@ func newReplicaMetrics(r *Replica) *replicaMetrics {
 	for _, res := range []string{"succeeded", "failed"} {
 		m.recoveries.WithLabelValues(res)
 	}
+	for _, res := range deploymentResults {
+		m.deployments.WithLabelValues(res)
+	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.checkDuration, m.detection, m.recoveryDuration, m.recoveries, m.permanent,
+		m.checkDuration, m.detection, m.recoveryDuration, m.recoveries, m.permanent, m.deployments,
 		m.httpRequests, m.httpDuration,
 		newStateCollector(r),
 		version.NewBuildInfo(),
@@ -104,6 +112,21 @@ func (m *replicaMetrics) observeRecovery(succeeded bool, d time.Duration) {
 		return
 	}
 	m.recoveries.WithLabelValues("failed").Inc()
+}
+
+// deploymentResults are the label values of mo_deployments_total.
+var deploymentResults = []string{api.DeploymentSuccessful, api.DeploymentFailed, api.DeploymentReverted}
+
+// observeDeployment counts a deployment that ended, from its event kind.
+func (m *replicaMetrics) observeDeployment(kind string) {
+	switch kind {
+	case api.EventDeploymentSuccessful:
+		m.deployments.WithLabelValues(api.DeploymentSuccessful).Inc()
+	case api.EventDeploymentFailed:
+		m.deployments.WithLabelValues(api.DeploymentFailed).Inc()
+	case api.EventDeploymentReverted:
+		m.deployments.WithLabelValues(api.DeploymentReverted).Inc()
+	}
 }
 
 // handleMetrics answers GET /metrics in the Prometheus text format. Every
@@ -133,6 +156,7 @@ type stateCollector struct {
 	r *Replica
 
 	nodes, workloads, desired, failed, queue, byHealth           *prometheus.Desc
+	jobs, jobInstances, jobHealth, deploymentsRunning            *prometheus.Desc
 	raftState, raftTerm, raftCommit, raftApplied, raftContact    *prometheus.Desc
 	leader, slowest, successRatio, evictionsPaused, alertsActive *prometheus.Desc
 	alertsFired, alertsResolved, events, replicaUp               *prometheus.Desc
@@ -144,32 +168,36 @@ func newStateCollector(r *Replica) *stateCollector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &stateCollector{
-		r:               r,
-		nodes:           d("mo_nodes", "Registered nodes by replicated status.", "status"),
-		workloads:       d("mo_workloads", "Workloads by state.", "state"),
-		desired:         d("mo_workloads_desired", "Desired workloads (every state but stopped and completed), as in the health summary."),
-		byHealth:        d("mo_workloads_by_health", "Running workloads by the health their agent's check reports (unknown without a check).", "health"),
-		failed:          d("mo_workloads_failed", "Failed workloads (failed or permanently_failed), as in the health summary."),
-		queue:           d("mo_recovery_queue_length", "Workloads waiting in the recovery queue."),
-		raftState:       d("mo_raft_state", "1 for this replica's current raft state.", "state"),
-		raftTerm:        d("mo_raft_term", "This replica's current raft term."),
-		raftCommit:      d("mo_raft_commit_index", "This replica's raft commit index."),
-		raftApplied:     d("mo_raft_applied_index", "This replica's last applied raft index."),
-		raftContact:     d("mo_raft_last_contact_seconds", "Seconds since a follower last heard from the leader (0 on the leader)."),
-		leader:          d("mo_leader", "1 while this replica leads and runs the health monitor and recovery engine."),
-		slowest:         d("mo_health_response_time_max_seconds", "Leader only: the slowest last good health-check answer among the nodes that are not offline."),
-		successRatio:    d("mo_recovery_success_ratio", "Leader only: recoveries succeeded / attempted under this leadership (1 before any attempt)."),
-		evictionsPaused: d("mo_evictions_paused", "Leader only: 1 while the mass-failure guard holds evictions."),
-		alertsActive:    d("mo_alerts_active", "Leader only: active alerts by name.", "name"),
-		alertsFired:     d("mo_alerts_fired_total", "Alerts fired by this replica while it led, by name.", "name"),
-		alertsResolved:  d("mo_alerts_resolved_total", "Alerts resolved by this replica while it led, by name.", "name"),
-		events:          d("mo_events_total", "Events recorded by this replica while it led, by kind.", "kind"),
-		replicaUp:       d("mo_replica_up", "Leader only: 1 for each voter in contact with the leader (itself included), 0 for one out of contact for over the election timeout.", "replica"),
-		hookSent:        d("mo_alert_webhook_sent_total", "Alert notifications delivered to --alert-webhook."),
-		hookRetries:     d("mo_alert_webhook_retries_total", "Failed webhook deliveries that were retried."),
-		hookFailed:      d("mo_alert_webhook_failed_total", "Alert notifications given up after the last retry."),
-		hookDropped:     d("mo_alert_webhook_dropped_total", "Alert notifications dropped unsent because the webhook queue was full."),
-		hookQueue:       d("mo_alert_webhook_queue_length", "Alert notifications waiting for delivery."),
+		r:                  r,
+		nodes:              d("mo_nodes", "Registered nodes by replicated status.", "status"),
+		workloads:          d("mo_workloads", "Workloads by state.", "state"),
+		desired:            d("mo_workloads_desired", "Desired workloads (every state but stopped and completed), as in the health summary."),
+		byHealth:           d("mo_workloads_by_health", "Running workloads by the health their agent's check reports (unknown without a check).", "health"),
+		failed:             d("mo_workloads_failed", "Failed workloads (failed or permanently_failed), as in the health summary."),
+		queue:              d("mo_recovery_queue_length", "Workloads waiting in the recovery queue."),
+		jobs:               d("mo_jobs", "Jobs by status (running or stopped).", "status"),
+		jobInstances:       d("mo_job_instances", "Instances of jobs (workloads that belong to one) by state, all jobs together.", "state"),
+		jobHealth:          d("mo_job_instances_by_health", "Running instances of jobs by health, all jobs together.", "health"),
+		deploymentsRunning: d("mo_deployments_running", "Job deployments under way."),
+		raftState:          d("mo_raft_state", "1 for this replica's current raft state.", "state"),
+		raftTerm:           d("mo_raft_term", "This replica's current raft term."),
+		raftCommit:         d("mo_raft_commit_index", "This replica's raft commit index."),
+		raftApplied:        d("mo_raft_applied_index", "This replica's last applied raft index."),
+		raftContact:        d("mo_raft_last_contact_seconds", "Seconds since a follower last heard from the leader (0 on the leader)."),
+		leader:             d("mo_leader", "1 while this replica leads and runs the health monitor and recovery engine."),
+		slowest:            d("mo_health_response_time_max_seconds", "Leader only: the slowest last good health-check answer among the nodes that are not offline."),
+		successRatio:       d("mo_recovery_success_ratio", "Leader only: recoveries succeeded / attempted under this leadership (1 before any attempt)."),
+		evictionsPaused:    d("mo_evictions_paused", "Leader only: 1 while the mass-failure guard holds evictions."),
+		alertsActive:       d("mo_alerts_active", "Leader only: active alerts by name.", "name"),
+		alertsFired:        d("mo_alerts_fired_total", "Alerts fired by this replica while it led, by name.", "name"),
+		alertsResolved:     d("mo_alerts_resolved_total", "Alerts resolved by this replica while it led, by name.", "name"),
+		events:             d("mo_events_total", "Events recorded by this replica while it led, by kind.", "kind"),
+		replicaUp:          d("mo_replica_up", "Leader only: 1 for each voter in contact with the leader (itself included), 0 for one out of contact for over the election timeout.", "replica"),
+		hookSent:           d("mo_alert_webhook_sent_total", "Alert notifications delivered to --alert-webhook."),
+		hookRetries:        d("mo_alert_webhook_retries_total", "Failed webhook deliveries that were retried."),
+		hookFailed:         d("mo_alert_webhook_failed_total", "Alert notifications given up after the last retry."),
+		hookDropped:        d("mo_alert_webhook_dropped_total", "Alert notifications dropped unsent because the webhook queue was full."),
+		hookQueue:          d("mo_alert_webhook_queue_length", "Alert notifications waiting for delivery."),
 	}
 }
 
@@ -177,6 +205,7 @@ func newStateCollector(r *Replica) *stateCollector {
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.nodes, c.workloads, c.desired, c.failed, c.queue, c.byHealth,
+		c.jobs, c.jobInstances, c.jobHealth, c.deploymentsRunning,
 		c.raftState, c.raftTerm, c.raftCommit, c.raftApplied, c.raftContact,
 		c.leader, c.slowest, c.successRatio, c.evictionsPaused, c.alertsActive,
 		c.alertsFired, c.alertsResolved, c.events, c.replicaUp,
@@ -199,7 +228,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	byStatus := map[string]int{}
 	byState := map[string]int{}
 	byHealth := map[string]int{}
-	var queue int
+	jobState, jobHealth, jobStatus := map[string]int{}, map[string]int{}, map[string]int{}
+	var queue, deploying int
 	r.fsm.Read(func(s *fsm.State) {
 		for _, n := range s.Nodes {
 			byStatus[normNodeStatus(n.Status)]++
@@ -209,9 +239,35 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			if w.State == api.StateRunning {
 				byHealth[healthLabel(w.Health)]++
 			}
+			if w.Job != "" {
+				jobState[w.State]++
+				if w.State == api.StateRunning {
+					jobHealth[healthLabel(w.Health)]++
+				}
+			}
 		}
 		queue = len(s.RecoveryQueue)
+		for _, j := range s.Jobs {
+			if j.Stopped {
+				jobStatus[api.JobStopped]++
+			} else {
+				jobStatus[api.JobRunning]++
+			}
+			if d := j.Deployment; d != nil && d.Status == api.DeploymentRunning {
+				deploying++
+			}
+		}
 	})
+	for _, st := range []string{api.JobRunning, api.JobStopped} {
+		gauge(c.jobs, float64(jobStatus[st]), st)
+	}
+	for _, st := range workloadStates {
+		gauge(c.jobInstances, float64(jobState[st]), st)
+	}
+	for _, h := range healths {
+		gauge(c.jobHealth, float64(jobHealth[h]), h)
+	}
+	gauge(c.deploymentsRunning, float64(deploying))
 	for _, st := range nodeStatuses {
 		gauge(c.nodes, float64(byStatus[st]), st)
 	}

@@ -40,6 +40,14 @@ func (s *State) apply(c Command) error {
 		return s.applyUpdateInstances(c)
 	case *SetWaitReasons:
 		return s.applyWaitReasons(c)
+	case *RegisterJob:
+		return s.applyRegisterJob(c)
+	case *ScaleJob:
+		return s.applyScaleJob(c)
+	case *StopJob:
+		return s.applyStopJob(c)
+	case *JobStep:
+		return s.applyJobStep(c)
 	default:
 		return fmt.Errorf("%w: unhandled command %T", ErrInvalid, c)
 	}
@@ -81,11 +89,7 @@ func (s *State) applyStop(c *StopWorkload) error {
 	if !ok {
 		return fmt.Errorf("%w: workload %s", ErrNotFound, c.ID)
 	}
-	w.State = api.StateStopped
-	w.Reason = "stopped by request"
-	w.Health, w.Ports = "", nil
-	w.UpdatedAt = c.At
-	s.dequeue(c.ID)
+	s.stopWorkload(w, "stopped by request", c.At)
 	return nil
 }
 

@@ -27,6 +27,7 @@ const (
 	CmdSetAlerts       CommandType = 11
 	CmdUpdateInstances CommandType = 12
 	CmdSetWaitReasons  CommandType = 13
+	// 14 to 17 are the job commands (jobs_commands.go).
 )
 
 // Command is one typed change to the state.
@@ -276,6 +277,14 @@ func Decode(data []byte) (Command, error) {
 		c = &UpdateInstances{}
 	case CmdSetWaitReasons:
 		c = &SetWaitReasons{}
+	case CmdRegisterJob:
+		c = &RegisterJob{}
+	case CmdScaleJob:
+		c = &ScaleJob{}
+	case CmdStopJob:
+		c = &StopJob{}
+	case CmdJobStep:
+		c = &JobStep{}
 	default:
 		return nil, fmt.Errorf("%w: unknown command type %d", ErrInvalid, data[0])
 	}

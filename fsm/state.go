@@ -32,6 +32,8 @@ type State struct {
 	Workloads     map[string]*api.Workload `json:"workloads"`
 	RecoveryQueue []QueueEntry             `json:"recovery_queue"`
 	Replicas      map[string]string        `json:"replicas"`
+	// Jobs are the jobs by name; their instances are in Workloads.
+	Jobs map[string]*Job `json:"jobs,omitempty"`
 	// ActiveAlerts are the alerts active under the last leader (not part of
 	// the desired state; kept so that the next leader takes them over).
 	ActiveAlerts []api.Alert `json:"active_alerts,omitempty"`
@@ -45,6 +47,7 @@ func NewState() *State {
 		Workloads:     map[string]*api.Workload{},
 		RecoveryQueue: []QueueEntry{},
 		Replicas:      map[string]string{},
+		Jobs:          map[string]*Job{},
 	}
 }
 
@@ -97,6 +100,17 @@ func (s *State) validate() error {
 	if s.RecoveryQueue == nil {
 		s.RecoveryQueue = []QueueEntry{}
 	}
+	if s.Jobs == nil {
+		s.Jobs = map[string]*Job{}
+	}
+	for k, j := range s.Jobs {
+		if j == nil || j.Name != k {
+			return fmt.Errorf("job %q: key and name differ", k)
+		}
+		if j.Current() == nil {
+			return fmt.Errorf("job %q: its version %d is not kept", k, j.Version)
+		}
+	}
 	for k, n := range s.Nodes {
 		if n == nil || n.ID != k {
 			return fmt.Errorf("node %q: key and id differ", k)
@@ -128,6 +142,10 @@ func (s *State) Clone() *State {
 		RecoveryQueue: append([]QueueEntry{}, s.RecoveryQueue...),
 		Replicas:      make(map[string]string, len(s.Replicas)),
 		ActiveAlerts:  append([]api.Alert(nil), s.ActiveAlerts...),
+		Jobs:          make(map[string]*Job, len(s.Jobs)),
+	}
+	for k, j := range s.Jobs {
+		c.Jobs[k] = CopyJob(j)
 	}
 	for k, n := range s.Nodes {
 		nn := *n

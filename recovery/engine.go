@@ -407,6 +407,7 @@ func (e *Engine) place(ctx context.Context) {
 			moving[t.w.ID] = true
 		}
 		assigned := map[string]int{}
+		jobsOn := map[string]map[string]int{} // node -> job -> instances
 		allocated := map[string]api.Capacity{}
 		hold := func(w *api.Workload) {
 			need := asks(w.Spec.Resources)
@@ -418,6 +419,12 @@ func (e *Engine) place(ctx context.Context) {
 		for _, w := range s.Workloads {
 			if w.Node != "" && (w.State == api.StateRunning || w.State == api.StatePending) {
 				assigned[w.Node]++
+				if w.Job != "" && !moving[w.ID] {
+					if jobsOn[w.Node] == nil {
+						jobsOn[w.Node] = map[string]int{}
+					}
+					jobsOn[w.Node][w.Job]++
+				}
 				if !moving[w.ID] {
 					hold(w)
 				}
@@ -440,7 +447,7 @@ func (e *Engine) place(ctx context.Context) {
 			}
 			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU < e.cfg.CPULimit {
 				cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id], Leased: e.leased(id, now),
-					Capacity: n.Capacity, Allocated: allocated[id]})
+					Capacity: n.Capacity, Allocated: allocated[id], Jobs: jobsOn[id]})
 			}
 		}
 	})
@@ -489,7 +496,7 @@ func (e *Engine) place(ctx context.Context) {
 			leased = func(c Candidate) bool { return c.Leased }
 		}
 		res := t.w.Spec.Resources
-		node, ok := sel.PickFor(avoid, res, leased)
+		node, ok := sel.PickSpread(avoid, res, leased, t.w.Job)
 		if !ok {
 			if !sel.Fits(res) {
 				// It stays where it is (pending, or failed in the queue)

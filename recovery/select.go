@@ -22,6 +22,9 @@ type Candidate struct {
 	// Allocated is the sum of the declared resources of the workloads placed
 	// there (see allocated), this pass's picks included.
 	Allocated api.Capacity
+	// Jobs counts the instances of each job placed there, this pass's
+	// picks included: instances of one job spread over the nodes first.
+	Jobs map[string]int
 }
 
 // Free is what the node has left to give: its capacity less what is
@@ -101,6 +104,12 @@ func (s *Selector) PickWhere(avoid map[string]bool, fit func(Candidate) bool) (C
 // PickFor is PickWhere among the candidates with room for resources r; the
 // pick takes r from the chosen node's free capacity.
 func (s *Selector) PickFor(avoid map[string]bool, r *api.Resources, fit func(Candidate) bool) (Candidate, bool) {
+	return s.PickSpread(avoid, r, fit, "")
+}
+
+// PickSpread is PickFor for an instance of job (none when empty): among the
+// nodes it fits, those with the fewest instances of that job come first.
+func (s *Selector) PickSpread(avoid map[string]bool, r *api.Resources, fit func(Candidate) bool, job string) (Candidate, bool) {
 	var pool, fitting []*Candidate
 	for _, n := range s.nodes {
 		if !n.Fits(r) || (fit != nil && !fit(*n)) {
@@ -119,6 +128,9 @@ func (s *Selector) PickFor(avoid map[string]bool, r *api.Resources, fit func(Can
 	}
 	sort.Slice(pool, func(i, j int) bool {
 		a, b := pool[i], pool[j]
+		if job != "" && a.Jobs[job] != b.Jobs[job] {
+			return a.Jobs[job] < b.Jobs[job]
+		}
 		ba, bb := math.Floor(a.CPU/cpuBand), math.Floor(b.CPU/cpuBand)
 		if ba != bb {
 			return ba < bb
@@ -130,6 +142,12 @@ func (s *Selector) PickFor(avoid map[string]bool, r *api.Resources, fit func(Can
 	})
 	n := pool[0]
 	n.Assigned++
+	if job != "" {
+		if n.Jobs == nil {
+			n.Jobs = map[string]int{}
+		}
+		n.Jobs[job]++
+	}
 	need := asks(r)
 	n.Allocated.CPUMillicores += need.CPUMillicores
 	n.Allocated.MemoryMB += need.MemoryMB
