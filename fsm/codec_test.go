@@ -26,6 +26,9 @@ func oneOfEach() []struct {
 		History: []api.Placement{{Node: "n1", Generation: 2, Term: 4, At: at(3)}}}
 	st.RecoveryQueue = []fsm.QueueEntry{{WorkloadID: w0, Since: at(3), Reason: "r"}}
 	st.Replicas["s1"] = "h:1"
+	st.Jobs["web"] = &fsm.Job{Name: "web", Version: 1, Count: 2, FileCount: 3, Modify: 4, CreatedAt: at(0), UpdatedAt: at(1),
+		Versions:   []api.JobVersion{{Version: 1, Spec: jobSpec("web", "a", 3), SubmittedAt: at(1), Deployment: api.DeploymentRunning}},
+		Deployment: &api.Deployment{Version: 1, Status: api.DeploymentRunning, Desired: 2, StartedAt: at(1), Counted: []string{w0}, Healthy: 1}}
 	return []struct {
 		cmd  fsm.Command
 		want byte
@@ -44,6 +47,11 @@ func oneOfEach() []struct {
 		{&fsm.SetAlerts{Alerts: []api.Alert{{Name: "NodeOffline", Severity: "critical", Subject: "n1", Summary: "s", Value: 1, Since: at(7), Node: "n1"}}}, 11},
 		{&fsm.UpdateInstances{Reports: []fsm.InstanceReport{{ID: w0, Generation: 9, Health: api.HealthHealthy, Restarts: 2, Ports: map[string]int{"http": 20001}}}}, 12},
 		{&fsm.SetWaitReasons{Reasons: []fsm.WaitReason{{ID: w1, Reason: "no node has 2000 millicores free (n2 has 1500)"}}}, 13},
+		{&fsm.RegisterJob{At: at(7), Spec: jobSpec("web", "a", 3), Count: 5, Exists: true, Modify: 4, NewVersion: true, RevertOf: new(uint64)}, 14},
+		{&fsm.ScaleJob{At: at(8), Name: "web", Count: 5}, 15},
+		{&fsm.StopJob{At: at(9), Name: "web"}, 16},
+		{&fsm.JobStep{At: at(10), Seq: 9, Name: "web", Modify: 5, Create: []string{w1}, Stop: []fsm.InstanceStop{{ID: w0, Reason: "replaced by version 1"}},
+			Relabel: []string{"workload_1705311045_3"}, Counted: []string{w1}, Status: api.DeploymentFailed, Description: "d", Revert: true, RevertTo: 0}, 17},
 	}
 }
 
@@ -71,8 +79,8 @@ func TestEncodeDecodeEveryCommand(t *testing.T) {
 		})
 		seen[tc.want] = true
 	}
-	if len(seen) != 13 {
-		t.Fatalf("covered %d command types, want 13", len(seen))
+	if len(seen) != 17 {
+		t.Fatalf("covered %d command types, want 17", len(seen))
 	}
 }
 
@@ -82,7 +90,7 @@ func TestDecodeRejectsBadEntries(t *testing.T) {
 		"nil":                nil,
 		"type zero":          append([]byte{0}, `{}`...),
 		"unknown type 200":   append([]byte{200}, `{}`...),
-		"unknown type 14":    append([]byte{14}, `{}`...),
+		"unknown type 18":    append([]byte{18}, `{}`...),
 		"type byte only":     {byte(fsm.CmdSubmitWorkloads)},
 		"corrupt json":       append([]byte{byte(fsm.CmdSubmitWorkloads)}, `{"at":`...),
 		"trailing garbage":   append([]byte{byte(fsm.CmdStopWorkload)}, `{"id":"x"} x`...),
