@@ -57,8 +57,14 @@ func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince)
 	}
 	spec := cur.Spec
 	var current, old []*api.Workload
+	// done are the instances of a batch job's current version that ran to
+	// their end: they count towards the count, and are never replaced.
+	done := 0
 	relabeled := map[string]bool{}
 	for _, w := range insts {
+		if v, ok := versionOf(w); ok && v == j.Version && w.State == api.StateCompleted {
+			done++
+		}
 		if !fsm.IsLive(w) {
 			continue
 		}
@@ -83,7 +89,7 @@ func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince)
 	}
 	dep := j.Deployment
 	if dep == nil || dep.Status != api.DeploymentRunning || dep.Version != j.Version {
-		steady(&d, j, insts, current, old, now)
+		steady(&d, j, insts, current, old, done, now)
 		return d
 	}
 	u := spec.Update
@@ -101,7 +107,7 @@ func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince)
 	for _, id := range dep.Counted {
 		counted[id] = true
 	}
-	healthy, inflight := 0, 0
+	healthy, inflight := done, 0
 	var failure string
 	var pending []*api.Workload // current instances not counted yet
 	for _, w := range current {
@@ -167,9 +173,9 @@ func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince)
 	reason := fmt.Sprintf("replaced by version %d", j.Version)
 	// Over the count (scaled down during the deployment): old instances
 	// first, then new ones not yet healthy.
-	over := len(current) + len(old) - desired
+	over := len(current) + len(old) + done - desired
 	if u.Order == api.OrderStartFirst {
-		over = len(current) - desired
+		over = len(current) + done - desired
 	}
 	for ; over > 0; over-- {
 		switch {
@@ -191,7 +197,7 @@ func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince)
 			healthy--
 		}
 	}
-	live := len(current) - countIn(d.step.Stop, current) // current instances left
+	live := len(current) - countIn(d.step.Stop, current) + done // current instances left
 	// Instances that replace nothing (a new job, a scale up) are created at
 	// once, as Nomad does; replacing old instances is what max_parallel
 	// paces.
@@ -229,11 +235,12 @@ func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince)
 // steady keeps a job without a deployment under way at its count: it
 // creates missing instances (not after a failed deployment, and with a
 // growing delay while instances keep giving up) and stops extra ones.
-func steady(d *decision, j *fsm.Job, insts, current, old []*api.Workload, now time.Time) {
+func steady(d *decision, j *fsm.Job, insts, current, old []*api.Workload, done int, now time.Time) {
 	desired := j.Count
-	total := len(current) + len(old)
+	total := len(current) + len(old) + done
 	if total > desired {
-		for _, w := range forStop(append(append([]*api.Workload(nil), old...), current...))[:total-desired] {
+		live := forStop(append(append([]*api.Workload(nil), old...), current...))
+		for _, w := range live[:min(total-desired, len(live))] {
 			d.stop(w, fmt.Sprintf("scaled down to %d", desired))
 		}
 		return

@@ -303,3 +303,24 @@ func TestPlanRevert(t *testing.T) {
 		t.Fatal("revert to an unknown version accepted")
 	}
 }
+
+func TestCompletedBatchInstancesAreNotReplaced(t *testing.T) {
+	s := spec("a", 2, "", false)
+	s.Type, s.Check, s.Ports = api.TypeBatch, nil, nil
+	s.Restart = nil
+	w := newWorld(t, s)
+	seen := healthySince{}
+	if d := w.step(t0, seen); d.create != 2 {
+		t.Fatalf("creates %d, want 2", d.create)
+	}
+	for _, wl := range w.insts() {
+		wl.State = api.StateCompleted
+	}
+	d := w.step(t0.Add(time.Second), seen)
+	if d.create != 0 || len(d.step.Stop) != 0 || d.step.Status != api.DeploymentSuccessful {
+		t.Fatalf("after both completed: create %d stop %v status %q", d.create, d.step.Stop, d.step.Status)
+	}
+	if d := w.step(t0.Add(2*time.Second), seen); !d.empty() {
+		t.Fatalf("completed batch instances replaced: %+v create %d", d.step, d.create)
+	}
+}
