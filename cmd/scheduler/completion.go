@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -24,6 +25,8 @@ _scheduler() {
         return
     fi
     cmd="${COMP_WORDS[1]}"
+    local sub=""
+    [[ $cmd == job && $COMP_CWORD -gt 2 ]] && sub="${COMP_WORDS[2]}"
     case "$prev" in
         --state|-state) COMPREPLY=($(compgen -W "$("$bin" __complete states 2>/dev/null)" -- "$cur")); return ;;
         --node|-node) COMPREPLY=($(compgen -W "$("$bin" __complete nodes 2>/dev/null)" -- "$cur")); return ;;
@@ -33,7 +36,7 @@ _scheduler() {
         --ca|-ca|--ca-key|-ca-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     esac
     if [[ "$cur" == -* ]]; then
-        COMPREPLY=($(compgen -W "$("$bin" __complete flags "$cmd" 2>/dev/null)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$("$bin" __complete flags "$cmd" $sub 2>/dev/null)" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -42,6 +45,16 @@ _scheduler() {
         completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
         backup) COMPREPLY=($(compgen -f -- "$cur")) ;;
         tls) case $COMP_CWORD in 2) COMPREPLY=($(compgen -W "ca cert" -- "$cur")) ;; 3) COMPREPLY=($(compgen -W "create" -- "$cur")) ;; esac ;;
+        job)
+            if [[ $COMP_CWORD -eq 2 ]]; then
+                COMPREPLY=($(compgen -W "$("$bin" __complete job-commands 2>/dev/null)" -- "$cur"))
+                return
+            fi
+            case "$sub" in
+                run|plan) COMPREPLY=($(compgen -f -- "$cur")) ;;
+                status|scale|history|revert|stop) [[ $COMP_CWORD -eq 3 ]] && COMPREPLY=($(compgen -W "$("$bin" __complete jobs 2>/dev/null)" -- "$cur")) ;;
+                help) [[ $COMP_CWORD -eq 3 ]] && COMPREPLY=($(compgen -W "$("$bin" __complete job-commands 2>/dev/null)" -- "$cur")) ;;
+            esac ;;
     esac
 }
 complete -F _scheduler scheduler
@@ -52,7 +65,8 @@ const zshCompletion = `#compdef scheduler
 # or source <(scheduler completion zsh) after compinit
 compdef _scheduler scheduler
 _scheduler() {
-    local bin=${words[1]} cmd=${words[2]}
+    local bin=${words[1]} cmd=${words[2]} sub=
+    [[ $cmd == job ]] && (( CURRENT > 3 )) && sub=${words[3]}
     if (( CURRENT == 2 )); then
         compadd -- ${(f)"$($bin __complete commands 2>/dev/null)"}
         return
@@ -66,7 +80,7 @@ _scheduler() {
         --ca|-ca|--ca-key|-ca-key) _files; return ;;
     esac
     if [[ ${words[CURRENT]} == -* ]]; then
-        compadd -- ${(f)"$($bin __complete flags $cmd 2>/dev/null)"}
+        compadd -- ${(f)"$($bin __complete flags $cmd $sub 2>/dev/null)"}
         return
     fi
     case $cmd in
@@ -75,6 +89,16 @@ _scheduler() {
         completion) compadd -- bash zsh ;;
         backup) _files ;;
         tls) case $CURRENT in 3) compadd -- ca cert ;; 4) compadd -- create ;; esac ;;
+        job)
+            if (( CURRENT == 3 )); then
+                compadd -- ${(f)"$($bin __complete job-commands 2>/dev/null)"}
+                return
+            fi
+            case $sub in
+                run|plan) _files ;;
+                status|scale|history|revert|stop) (( CURRENT == 4 )) && compadd -- ${(f)"$($bin __complete jobs 2>/dev/null)"} ;;
+                help) (( CURRENT == 4 )) && compadd -- ${(f)"$($bin __complete job-commands 2>/dev/null)"} ;;
+            esac ;;
     esac
 }
 # autoloaded from fpath: complete now; sourced: only define it
@@ -101,7 +125,8 @@ func runCompletion(args []string) int {
 }
 
 // runComplete answers the completion scripts, one word a line:
-// __complete commands | flags COMMAND | states | nodes | ids.
+// __complete commands | flags COMMAND [SUBCOMMAND] | states | nodes | ids |
+// job-commands | jobs.
 func runComplete(args []string) int {
 	if len(args) == 0 {
 		return exitUsage
@@ -117,7 +142,7 @@ func runComplete(args []string) int {
 		if len(args) < 2 {
 			return exitUsage
 		}
-		for _, f := range commandFlags(args[1]) {
+		for _, f := range commandFlags(args[1], args[2:]...) {
 			if len(f) == 1 {
 				fmt.Println("-" + f)
 			} else {
@@ -126,12 +151,26 @@ func runComplete(args []string) int {
 		}
 	case "states":
 		fmt.Println(strings.Join(api.WorkloadStates, "\n"))
-	case "nodes", "ids":
+	case "job-commands":
+		for _, c := range jobCommands() {
+			fmt.Println(c.name)
+		}
+		fmt.Println("help")
+	case "nodes", "ids", "jobs":
 		// A quick stale read of whichever replica answers first; nothing on error.
 		fs := flag.NewFlagSet("__complete", flag.ContinueOnError)
 		cf := addClientFlags(fs)
 		_ = fs.Parse([]string{"--timeout", "2s"})
 		c := cf.client()
+		if args[0] == "jobs" {
+			var l api.JobList
+			if c.do("GET", "/jobs?stale=true", nil, &l) == nil {
+				for _, j := range l.Jobs {
+					fmt.Println(escapeText(j.Name))
+				}
+			}
+			return exitOK
+		}
 		if args[0] == "nodes" {
 			var l api.NodeList
 			if c.do("GET", "/nodes?stale=true", nil, &l) == nil {
@@ -156,14 +195,19 @@ func runComplete(args []string) int {
 // flagLine matches a flag in the output of flag.PrintDefaults.
 var flagLine = regexp.MustCompile(`(?m)^  -([A-Za-z0-9][-A-Za-z0-9_]*)`)
 
-// commandFlags returns the flag names of a command, read from its own -h so
-// that they cannot drift from what it parses.
-func commandFlags(name string) []string {
+// commandFlags returns the flag names of a command (of a job subcommand,
+// given sub), read from its own -h so that they cannot drift from what it
+// parses.
+func commandFlags(name string, sub ...string) []string {
 	for _, c := range commands() {
 		if c.name != name || strings.HasPrefix(name, "_") || name == "help" {
 			continue
 		}
-		out := captureStderr(func() { c.run([]string{"-h"}) })
+		help := []string{"-h"}
+		if name == "job" && len(sub) > 0 && slices.ContainsFunc(jobCommands(), func(j jobCommand) bool { return j.name == sub[0] }) {
+			help = []string{sub[0], "-h"}
+		}
+		out := captureStderr(func() { c.run(help) })
 		var names []string
 		for _, m := range flagLine.FindAllStringSubmatch(out, -1) {
 			names = append(names, m[1])

@@ -30,6 +30,7 @@ func commands() []command {
 		{"workload", "show one workload: workload ID", runWorkload},
 		{"stop", "stop workloads wherever they run: stop ID... or stop --name NAME", runStop},
 		{"logs", "show a workload's output: logs ID [-f] [--tail N|all]", runLogs},
+		{"job", "run and operate jobs from job files: job run|plan|status|scale|history|revert|stop", runJob},
 		{"nodes", "list the nodes", runNodes},
 		{"health", "health summary and node table", runHealth},
 		{"check", "force a health check of every node", runCheck},
