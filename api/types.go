@@ -57,6 +57,9 @@ type Workload struct {
 	// (absent for a workload submitted on its own).
 	Job        string  `json:"job,omitempty"`
 	JobVersion *uint64 `json:"version,omitempty"`
+	// MoveFrom is set while the workload moves off a draining node: its
+	// old instance still runs there until the new one is up.
+	MoveFrom *MoveFrom `json:"move_from,omitempty"`
 }
 
 // Node is a registered node agent.
@@ -68,6 +71,19 @@ type Node struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 	// Capacity is what the node offers to placement, as it registered it.
 	Capacity *Capacity `json:"capacity,omitempty"`
+	// Eligible is false for a node that takes no new work (eligibility
+	// disabled, or a drain under way or finished); what runs there stays.
+	Eligible bool `json:"eligible"`
+	// Draining is true while a drain moves its workloads off; Drain says
+	// since when and until when.
+	Draining bool         `json:"draining"`
+	Drain    *DrainStatus `json:"drain,omitempty"`
+	// RestartingUntil is set while its agent restarts: the leader does not
+	// mark the node offline before then.
+	RestartingUntil *time.Time `json:"restarting_until,omitempty"`
+	// Allocated is the sum of the resources of its live workloads (shown by
+	// the API, not stored).
+	Allocated *Capacity `json:"allocated,omitempty"`
 }
 
 // SubmitRequest is the body of POST /workloads on the scheduler.

@@ -124,10 +124,11 @@ func (s *State) applyRegister(c *RegisterNode) error {
 	if n, ok := s.Nodes[c.ID]; ok {
 		n.Address = c.Address
 		n.Capacity = capacity
+		n.RestartingUntil = nil // its agent is back
 		n.UpdatedAt = c.At
 		return nil
 	}
-	s.Nodes[c.ID] = &api.Node{ID: c.ID, Address: c.Address, Status: api.NodeOnline, RegisteredAt: c.At, UpdatedAt: c.At, Capacity: capacity}
+	s.Nodes[c.ID] = &api.Node{ID: c.ID, Address: c.Address, Status: api.NodeOnline, RegisteredAt: c.At, UpdatedAt: c.At, Capacity: capacity, Eligible: true}
 	return nil
 }
 

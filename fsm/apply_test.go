@@ -113,7 +113,7 @@ func TestApplyRegister(t *testing.T) {
 	f := fsm.New()
 	mustApply(t, f, register(1, "n1", "127.0.0.1:8080"))
 	n := getNode(t, f, "n1")
-	want := api.Node{ID: "n1", Address: "127.0.0.1:8080", Status: api.NodeOnline, RegisteredAt: at(1), UpdatedAt: at(1)}
+	want := api.Node{ID: "n1", Address: "127.0.0.1:8080", Status: api.NodeOnline, RegisteredAt: at(1), UpdatedAt: at(1), Eligible: true}
 	if n != want {
 		t.Fatalf("new node = %+v, want %+v", n, want)
 	}
@@ -121,7 +121,7 @@ func TestApplyRegister(t *testing.T) {
 	mustApply(t, f, setStatus(2, fsm.NodeStatusChange{ID: "n1", Status: api.NodeDegraded}))
 	mustApply(t, f, register(3, "n1", "10.0.0.1:8080"))
 	n = getNode(t, f, "n1")
-	want = api.Node{ID: "n1", Address: "10.0.0.1:8080", Status: api.NodeDegraded, RegisteredAt: at(1), UpdatedAt: at(3)}
+	want = api.Node{ID: "n1", Address: "10.0.0.1:8080", Status: api.NodeDegraded, RegisteredAt: at(1), UpdatedAt: at(3), Eligible: true}
 	if n != want {
 		t.Fatalf("re-registered node = %+v, want %+v (status is the leader's to decide)", n, want)
 	}
