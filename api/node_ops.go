@@ -26,6 +26,11 @@ type DrainStatus struct {
 type MoveFrom struct {
 	Node       string `json:"node"`
 	Generation uint64 `json:"generation"`
+	// PID, Health and Ports are the old instance's, restored if the move
+	// is given up (its replacement failed to start).
+	PID    int            `json:"pid,omitempty"`
+	Health string         `json:"health,omitempty"`
+	Ports  map[string]int `json:"ports,omitempty"`
 }
 
 // UnmarshalJSON implements json.Unmarshaler: a node stored before

@@ -48,6 +48,18 @@ func (s *State) apply(c Command) error {
 		return s.applyStopJob(c)
 	case *JobStep:
 		return s.applyJobStep(c)
+	case *SetEligibility:
+		return s.applySetEligibility(c)
+	case *SetDrain:
+		return s.applySetDrain(c)
+	case *PurgeNode:
+		return s.applyPurgeNode(c)
+	case *NodeRestarting:
+		return s.applyNodeRestarting(c)
+	case *CollectGarbage:
+		return s.applyCollectGarbage(c)
+	case *FinishMoves:
+		return s.applyFinishMoves(c)
 	default:
 		return fmt.Errorf("%w: unhandled command %T", ErrInvalid, c)
 	}
@@ -91,6 +103,19 @@ func (s *State) applyStop(c *StopWorkload) error {
 	}
 	s.stopWorkload(w, "stopped by request", c.At)
 	return nil
+}
+
+// restoreMove gives up the move of w: its old instance, still running on
+// its old node, is the workload's again.
+func (s *State) restoreMove(w *api.Workload, at time.Time) {
+	m := w.MoveFrom
+	w.Node, w.Generation = m.Node, m.Generation
+	w.State = api.StateRunning
+	w.PID, w.Health, w.Ports = m.PID, m.Health, maps.Clone(m.Ports)
+	w.ExitCode = nil
+	w.MoveFrom = nil
+	w.UpdatedAt = at
+	s.dequeue(w.ID)
 }
 
 // ended clears what only a live instance has: its pid, the check's verdict
@@ -158,7 +183,14 @@ func (s *State) applyNodeStatus(c *SetNodeStatus) error {
 func (s *State) evictNode(node string, at time.Time) {
 	for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
 		w := s.Workloads[id]
+		if w.MoveFrom != nil && w.MoveFrom.Node == node {
+			w.MoveFrom = nil // the old instance of a move died with its node
+		}
 		if w.Node != node || (w.State != api.StateRunning && w.State != api.StatePending) {
+			continue
+		}
+		if w.MoveFrom != nil {
+			s.restoreMove(w, at) // the new node died: the old instance runs on
 			continue
 		}
 		reason := "node " + node + " offline"
@@ -175,6 +207,13 @@ func (s *State) applyEnqueue(c *EnqueueRecovery) error {
 		w, ok := s.Workloads[r.ID]
 		if !ok || isFinal(w) {
 			continue
+		}
+		if w.MoveFrom != nil && w.MoveFrom.Node != w.Node {
+			if n, ok := s.Nodes[w.MoveFrom.Node]; ok && n.Status != api.NodeOffline {
+				s.restoreMove(w, c.At) // the new instance ended; the old one runs on
+				continue
+			}
+			w.MoveFrom = nil
 		}
 		w.State = api.StateFailed
 		w.Reason = r.Reason
@@ -209,6 +248,12 @@ func (s *State) applyPlace(c *PlaceWorkloads) error {
 		if p.Generation <= w.Generation {
 			continue // a stale intent from an older decision
 		}
+		if p.Migrate {
+			if w.State != api.StateRunning || w.Node == "" || w.MoveFrom != nil {
+				continue // no longer running where it was: nothing to move
+			}
+			w.MoveFrom = &api.MoveFrom{Node: w.Node, Generation: w.Generation, PID: w.PID, Health: w.Health, Ports: maps.Clone(w.Ports)}
+		}
 		w.Node = p.Node
 		w.Generation = p.Generation
 		w.State = api.StatePending // starting: the outcome says running or failed
@@ -239,6 +284,12 @@ func (s *State) applyOutcomes(c *RecordOutcomes) error {
 				w.Attempts = 0
 			}
 			s.dequeue(o.ID)
+			continue
+		}
+		if w.MoveFrom != nil && !o.Completed {
+			// The new instance of a move did not come up: the old one
+			// still runs, and stays the workload's. Nothing is counted.
+			s.restoreMove(w, c.At)
 			continue
 		}
 		ended(w)

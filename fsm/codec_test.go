@@ -52,6 +52,12 @@ func oneOfEach() []struct {
 		{&fsm.StopJob{At: at(9), Name: "web"}, 16},
 		{&fsm.JobStep{At: at(10), Seq: 9, Name: "web", Modify: 5, Create: []string{w1}, Stop: []fsm.InstanceStop{{ID: w0, Reason: "replaced by version 1"}},
 			Relabel: []string{"workload_1705311045_3"}, Counted: []string{w1}, Status: api.DeploymentFailed, Description: "d", Revert: true, RevertTo: 0}, 17},
+		{&fsm.SetEligibility{At: at(11), ID: "n1", Eligible: true}, 18},
+		{&fsm.SetDrain{At: at(12), ID: "n1", Enable: true, Deadline: at(3600)}, 19},
+		{&fsm.PurgeNode{ID: "n1"}, 20},
+		{&fsm.NodeRestarting{At: at(13), ID: "n1", Until: at(23)}, 21},
+		{&fsm.CollectGarbage{WorkloadsBefore: at(14), NodesBefore: at(1), Workloads: []string{w0}, Nodes: []string{"n2"}, Jobs: []string{"web"}}, 22},
+		{&fsm.FinishMoves{At: at(15), IDs: []string{w0}}, 23},
 	}
 }
 
@@ -79,8 +85,8 @@ func TestEncodeDecodeEveryCommand(t *testing.T) {
 		})
 		seen[tc.want] = true
 	}
-	if len(seen) != 17 {
-		t.Fatalf("covered %d command types, want 17", len(seen))
+	if len(seen) != 23 {
+		t.Fatalf("covered %d command types, want 23", len(seen))
 	}
 }
 
@@ -90,7 +96,7 @@ func TestDecodeRejectsBadEntries(t *testing.T) {
 		"nil":                nil,
 		"type zero":          append([]byte{0}, `{}`...),
 		"unknown type 200":   append([]byte{200}, `{}`...),
-		"unknown type 18":    append([]byte{18}, `{}`...),
+		"unknown type 24":    append([]byte{24}, `{}`...),
 		"type byte only":     {byte(fsm.CmdSubmitWorkloads)},
 		"corrupt json":       append([]byte{byte(fsm.CmdSubmitWorkloads)}, `{"at":`...),
 		"trailing garbage":   append([]byte{byte(fsm.CmdStopWorkload)}, `{"id":"x"} x`...),

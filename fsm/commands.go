@@ -27,7 +27,8 @@ const (
 	CmdSetAlerts       CommandType = 11
 	CmdUpdateInstances CommandType = 12
 	CmdSetWaitReasons  CommandType = 13
-	// 14 to 17 are the job commands (jobs_commands.go).
+	// 14 to 17 are the job commands (jobs_commands.go), 18 to 23 the node
+	// operations (node_ops.go).
 )
 
 // Command is one typed change to the state.
@@ -102,6 +103,9 @@ type Placement struct {
 	Node       string `json:"node"`
 	Generation uint64 `json:"generation"`
 	Term       uint64 `json:"term"`
+	// Migrate keeps the running instance on its old node until the new
+	// one is up (a drain's start-first move): the workload's MoveFrom.
+	Migrate bool `json:"migrate,omitempty"`
 }
 
 // PlaceWorkloads records placement intents.
@@ -285,6 +289,18 @@ func Decode(data []byte) (Command, error) {
 		c = &StopJob{}
 	case CmdJobStep:
 		c = &JobStep{}
+	case CmdSetEligibility:
+		c = &SetEligibility{}
+	case CmdSetDrain:
+		c = &SetDrain{}
+	case CmdPurgeNode:
+		c = &PurgeNode{}
+	case CmdNodeRestarting:
+		c = &NodeRestarting{}
+	case CmdCollectGarbage:
+		c = &CollectGarbage{}
+	case CmdFinishMoves:
+		c = &FinishMoves{}
 	default:
 		return nil, fmt.Errorf("%w: unknown command type %d", ErrInvalid, data[0])
 	}

@@ -118,6 +118,7 @@ func (s *State) applyStopJob(c *StopJob) error {
 
 // stopWorkload marks w stopped with reason.
 func (s *State) stopWorkload(w *api.Workload, reason string, at time.Time) {
+	w.MoveFrom = nil // its old instance, if moving, is a stray now: reconciliation stops it
 	w.State = api.StateStopped
 	w.Reason = reason
 	w.Health, w.Ports = "", nil

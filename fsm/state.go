@@ -184,6 +184,11 @@ func CopyWorkload(w *api.Workload) *api.Workload {
 		v := *w.JobVersion
 		c.JobVersion = &v
 	}
+	if w.MoveFrom != nil {
+		m := *w.MoveFrom
+		m.Ports = maps.Clone(w.MoveFrom.Ports)
+		c.MoveFrom = &m
+	}
 	return &c
 }
 
