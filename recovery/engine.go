@@ -254,6 +254,7 @@ func (e *Engine) pass(ctx context.Context, full bool) {
 		return
 	}
 	e.evictOffline()
+	e.drainStep(ctx)
 	e.place(ctx)
 }
 
@@ -322,6 +323,9 @@ type work struct {
 	w      *api.Workload
 	since  time.Time // when it entered the recovery queue; zero for a new one
 	queued string    // why it entered the recovery queue; empty for a new one
+	// migrate moves a running workload off a draining node, start first:
+	// its old instance runs on until the new one is up.
+	migrate bool
 }
 
 // place picks nodes for every workload that needs one, records the intents
@@ -361,6 +365,7 @@ func (e *Engine) place(ctx context.Context) {
 			q := queued[w.ID]
 			return work{w: fsm.CopyWorkload(w), since: q.Since, queued: q.Reason}
 		}
+		todo = append(todo, e.drainMoves(s)...)
 		for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
 			w := s.Workloads[id]
 			if e.isInflight(id) {
@@ -417,6 +422,14 @@ func (e *Engine) place(ctx context.Context) {
 			allocated[w.Node] = a
 		}
 		for _, w := range s.Workloads {
+			if m := w.MoveFrom; m != nil && fsm.IsLive(w) {
+				// The old instance of a move holds its room until it stops.
+				need := asks(w.Spec.Resources)
+				a := allocated[m.Node]
+				a.CPUMillicores += need.CPUMillicores
+				a.MemoryMB += need.MemoryMB
+				allocated[m.Node] = a
+			}
 			if w.Node != "" && (w.State == api.StateRunning || w.State == api.StatePending) {
 				assigned[w.Node]++
 				if w.Job != "" && !moving[w.ID] {
@@ -437,8 +450,8 @@ func (e *Engine) place(ctx context.Context) {
 		}
 		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
 			n := s.Nodes[id]
-			if n.Status != api.NodeOnline {
-				continue
+			if n.Status != api.NodeOnline || !n.Eligible || n.Draining {
+				continue // an ineligible or draining node takes no new work
 			}
 			online++
 			v, ok := e.health.NodeView(id)
@@ -486,7 +499,7 @@ func (e *Engine) place(ctx context.Context) {
 		if n := e.failedOn[t.w.ID]; n != "" {
 			avoid[n] = true
 		}
-		if t.w.State == api.StateFailed && t.w.Node != "" {
+		if (t.w.State == api.StateFailed || t.migrate) && t.w.Node != "" {
 			// Its instance ended there (or the node died): another node
 			// when there is a choice, as a start that failed.
 			avoid[t.w.Node] = true
@@ -497,6 +510,12 @@ func (e *Engine) place(ctx context.Context) {
 		}
 		res := t.w.Spec.Resources
 		node, ok := sel.PickSpread(avoid, res, leased, t.w.Job)
+		if ok && t.migrate && node.ID == t.w.Node {
+			ok = false // a move needs another node
+		}
+		if t.migrate && !ok {
+			continue // no room elsewhere yet: it runs on where it is
+		}
 		if !ok {
 			if !sel.Fits(res) {
 				// It stays where it is (pending, or failed in the queue)
@@ -513,7 +532,7 @@ func (e *Engine) place(ctx context.Context) {
 		}
 		j := job{work: t, node: node, gen: t.w.Generation + 1}
 		jobs = append(jobs, j)
-		intents = append(intents, fsm.Placement{ID: t.w.ID, Node: node.ID, Generation: j.gen, Term: e.cfg.Term})
+		intents = append(intents, fsm.Placement{ID: t.w.ID, Node: node.ID, Generation: j.gen, Term: e.cfg.Term, Migrate: t.migrate})
 		e.inflight[t.w.ID] = true
 	}
 	e.mu.Unlock()

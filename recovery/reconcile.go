@@ -16,6 +16,10 @@ import (
 type stray struct {
 	node, addr, id string
 	generation     uint64
+	// why, when set, says why the leader stops an instance that is not a
+	// stray (the old instance of a finished move, a drained one): it is
+	// logged instead of counted and reported as a stray.
+	why string
 }
 
 // reconcile compares each newly reported agent status with the desired
@@ -67,6 +71,9 @@ func (e *Engine) reconcile(ctx context.Context) bool {
 				w := s.Workloads[inst.ID]
 				here := w != nil && w.Node == nodeID && w.Generation == inst.Generation &&
 					w.State != api.StateStopped && w.State != api.StatePermanentlyFailed && w.State != api.StateCompleted
+				if w != nil && w.MoveFrom != nil && w.MoveFrom.Node == nodeID && w.MoveFrom.Generation == inst.Generation && fsm.IsLive(w) {
+					continue // the old instance of a move: it runs until the new one is up
+				}
 				if !here {
 					if present(inst.State) {
 						// Stop exactly the reported generation: the agent refuses
@@ -279,6 +286,10 @@ func (e *Engine) stopStray(ctx context.Context, st stray) {
 		defer cancel()
 		if err := e.agents.Stop(cctx, st.addr, st.id, e.cfg.Term, st.generation); err != nil {
 			e.log.Warn("stopping a stray instance failed; will retry on the next report", "workload", st.id, "node", st.node, "error", err)
+			return
+		}
+		if st.why != "" {
+			e.log.Info("instance stopped", "workload", st.id, "node", st.node, "generation", st.generation, "why", st.why)
 			return
 		}
 		e.mu.Lock()
