@@ -44,6 +44,11 @@ type Config struct {
 	Health   HealthConfig
 	Recovery RecoveryConfig
 
+	// GCAfter is how long stopped and completed workloads are kept;
+	// NodeGCAfter how long an offline node with nothing on it is.
+	GCAfter     time.Duration
+	NodeGCAfter time.Duration
+
 	Logger hclog.Logger
 }
 
@@ -71,6 +76,8 @@ func DefaultConfig() Config {
 	return Config{
 		JoinTimeout:        2 * time.Minute,
 		SaveInterval:       30 * time.Second,
+		GCAfter:            DefaultGCAfter,
+		NodeGCAfter:        DefaultNodeGCAfter,
 		Lease:              DefaultLease,
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
@@ -115,6 +122,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Lease < 3*time.Second {
 		return errors.New("--agent-lease must be at least 3s (agents stop exclusive workloads 0.5s before it lapses, and heartbeat every second)")
+	}
+	if c.GCAfter < MinGCAfter || c.NodeGCAfter < MinGCAfter {
+		return fmt.Errorf("--gc-after and --node-gc-after must be at least %s", MinGCAfter)
 	}
 	if c.Recovery.MaxAttempts < 1 {
 		return errors.New("--max-attempts must be at least 1")

@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -383,10 +381,6 @@ func (r *Replica) checkSoon() {
 
 func (r *Replica) handleListNodes(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 	out := api.NodeList{Nodes: []api.Node{}}
-	r.fsm.Read(func(s *fsm.State) {
-		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
-			out.Nodes = append(out.Nodes, *s.Nodes[id])
-		}
-	})
+	r.fsm.Read(func(s *fsm.State) { out.Nodes = nodeViews(s) })
 	api.WriteJSON(w, http.StatusOK, out)
 }

@@ -40,6 +40,7 @@ func (r *Replica) handler() http.Handler {
 	rt.POST("/cluster/join", r.handleJoin)
 	rt.POST("/cluster/remove", r.handleRemove)
 	r.routeJobs(rt)
+	r.routeNodes(rt)
 	r.routeLeaderViews(rt)
 	r.routeMonitoring(rt)
 

@@ -87,7 +87,8 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 	var active []api.Alert
 	r.fsm.Read(func(s *fsm.State) { active = append(active, s.ActiveAlerts...) })
 	r.alerts.Seed(active)
-	ls.wg.Add(6)
+	ls.wg.Add(7)
+	go func() { defer ls.wg.Done(); r.gcLoop(ctx) }()
 	go func() { defer ls.wg.Done(); jw.Run(ctx) }()
 	go func() { defer ls.wg.Done(); r.peerCertLoop(ctx) }()
 	go func() { defer ls.wg.Done(); r.reachLoop(ctx, ls) }()

@@ -51,24 +51,37 @@ func roleAllowed(role tlsutil.Role, method, path string) bool {
 	case tlsutil.RoleServer:
 		return true
 	case tlsutil.RoleAgent:
-		return method == http.MethodPost && (path == "/nodes" || isHeartbeatPath(path))
+		// Its shutdown too: it says it is restarting, or drains its node
+		// first (agent --drain-on-shutdown) and watches the drain.
+		return (method == http.MethodPost && (path == "/nodes" || isHeartbeatPath(path) || isNodeSubPath(path, "restarting") || isNodeSubPath(path, "drain"))) ||
+			(method == http.MethodGet && isNodePath(path))
 	case tlsutil.RoleCLI:
 		report := strings.EqualFold(method, http.MethodPost) && (path == "/nodes" || path == "/nodes/")
-		return !report && !isHeartbeatPath(path) && !strings.HasPrefix(path, "/cluster/heartbeats") && !strings.HasPrefix(path, "/cluster/join")
+		return !report && !isHeartbeatPath(path) && !isNodeSubPath(path, "restarting") && !strings.HasPrefix(path, "/cluster/heartbeats") && !strings.HasPrefix(path, "/cluster/join")
 	}
 	return false
 }
 
 // isHeartbeatPath matches /nodes/{id}/heartbeat, any id (empty included),
 // with or without a trailing slash.
-func isHeartbeatPath(p string) bool {
+func isHeartbeatPath(p string) bool { return isNodeSubPath(p, "heartbeat") }
+
+// isNodePath matches /nodes/{id} for a non-empty id.
+func isNodePath(p string) bool {
+	id, ok := strings.CutPrefix(p, "/nodes/")
+	return ok && id != "" && !strings.Contains(id, "/")
+}
+
+// isNodeSubPath matches /nodes/{id}/{sub}, any id (empty included), with or
+// without a trailing slash, the sub-path in any case.
+func isNodeSubPath(p, sub string) bool {
 	rest, ok := strings.CutPrefix(p, "/nodes/")
 	if !ok {
 		return false
 	}
 	rest = strings.TrimSuffix(rest, "/")
-	id, ok := strings.CutSuffix(rest, "/heartbeat")
-	return ok && !strings.Contains(id, "/")
+	i := strings.LastIndexByte(rest, '/')
+	return i >= 0 && strings.EqualFold(rest[i+1:], sub) && !strings.Contains(rest[:i], "/")
 }
 
 // roleCheck refuses, with 403, a request that the role of the peer's

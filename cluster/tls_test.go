@@ -39,6 +39,14 @@ func TestRoleAllowed(t *testing.T) {
 		{tlsutil.RoleCLI, "POST", "/cluster/join/", false},
 		{tlsutil.RoleAgent, "post", "/nodes", false},
 		{tlsutil.RoleAgent, "POST", "/nodes//heartbeat", true},
+		{tlsutil.RoleAgent, "POST", "/nodes/n1/restarting", true},
+		{tlsutil.RoleAgent, "POST", "/nodes/n1/drain", true},
+		{tlsutil.RoleAgent, "GET", "/nodes/n1", true},
+		{tlsutil.RoleAgent, "GET", "/nodes/n1/x", false},
+		{tlsutil.RoleAgent, "POST", "/nodes/n1/eligibility", false},
+		{tlsutil.RoleAgent, "DELETE", "/nodes/n1", false},
+		{tlsutil.RoleCLI, "POST", "/nodes/n1/restarting", false},
+		{tlsutil.RoleCLI, "POST", "/nodes/n1/drain", true},
 	}
 	for _, c := range cases {
 		if got := roleAllowed(c.role, c.method, c.path); got != c.want {

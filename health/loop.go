@@ -241,6 +241,7 @@ func (l *loop) refresh() {
 			continue
 		}
 		ns.h.Address = n.Address
+		ns.noteRestarting(n)
 		if st := normStatus(n.Status); sync && st != ns.h.Status {
 			m.log.Debug("replicated status differs from the last write", "node", n.ID, "replicated", st, "written", ns.h.Status)
 			ns.h.Status = st

@@ -56,6 +56,9 @@ type nodeState struct {
 	decided   string
 	evictHeld bool
 	suspected time.Time // the LastHeard that a suspicion check was started for
+	// restartingUntil is when the node's agent said it would be back from
+	// a restart: until then failed checks do not make it offline.
+	restartingUntil time.Time
 }
 
 // runState links CheckNow and the writer to the active Run.
@@ -138,9 +141,31 @@ func (m *Monitor) Run(ctx context.Context) {
 // newNodeState returns the entry of a node first seen in the store.
 func newNodeState(n api.Node) *nodeState {
 	st := normStatus(n.Status)
-	return &nodeState{
+	ns := &nodeState{
 		h:       NodeHealth{NodeID: n.ID, Address: n.Address, Status: st},
 		decided: st,
+	}
+	ns.noteRestarting(n)
+	return ns
+}
+
+// NoteRestarting records at once that node id's agent is restarting until
+// until (the replicated record reaches the monitor at its next round; a
+// confirm check may come sooner).
+func (m *Monitor) NoteRestarting(id string, until time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ns, ok := m.nodes[id]; ok {
+		ns.restartingUntil = until
+	}
+}
+
+// noteRestarting takes the restart grace the node's agent announced, as
+// replicated (none once it registered again).
+func (ns *nodeState) noteRestarting(n api.Node) {
+	ns.restartingUntil = time.Time{}
+	if n.RestartingUntil != nil {
+		ns.restartingUntil = *n.RestartingUntil
 	}
 }
 
@@ -218,6 +243,9 @@ func (m *Monitor) NoteHeartbeat(id string, at time.Time, via string, seq uint64)
 // alive reports whether a heartbeat of the node arrived within AliveWindow
 // of now; the caller holds Monitor.mu.
 func (m *Monitor) alive(ns *nodeState, now time.Time) bool {
+	if now.Before(ns.restartingUntil) {
+		return true // its agent is restarting on purpose, within its grace
+	}
 	return m.cfg.AliveWindow > 0 && !ns.h.LastHeard.IsZero() && now.Sub(ns.h.LastHeard) <= m.cfg.AliveWindow
 }
 

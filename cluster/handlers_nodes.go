@@ -1,0 +1,225 @@
+package cluster
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/fsm"
+)
+
+// Node operation events.
+const (
+	EventNodeDrainStarted   = "node_drain_started"
+	EventNodeDrainCancelled = "node_drain_cancelled"
+	EventNodeEligibility    = "node_eligibility"
+	EventNodePurged         = "node_purged"
+	EventNodeRestarting     = "node_restarting"
+)
+
+// routeNodes adds the node operations.
+func (r *Replica) routeNodes(rt *router) {
+	rt.GET("/nodes/:id", r.read(r.handleGetNode))
+	rt.DELETE("/nodes/:id", r.handlePurgeNode)
+	rt.POST("/nodes/:id/drain", r.handleDrain)
+	rt.POST("/nodes/:id/eligibility", r.handleEligibility)
+	rt.POST("/nodes/:id/restarting", r.handleRestarting)
+	rt.POST("/gc", r.handleGC)
+}
+
+// nodeView is node n as the API shows it: with what its live workloads
+// allocate, and how many are left to drain.
+func nodeView(s *fsm.State, n *api.Node) api.Node {
+	out := *n
+	out.Capacity = nil
+	if n.Capacity != nil {
+		c := *n.Capacity
+		out.Capacity = &c
+	}
+	if n.RestartingUntil != nil {
+		t := *n.RestartingUntil
+		out.RestartingUntil = &t
+	}
+	var alloc api.Capacity
+	remaining := 0
+	for _, w := range s.Workloads {
+		if w.Node == n.ID && fsm.IsLive(w) {
+			remaining++
+			if res := w.Spec.Resources; res != nil {
+				alloc.CPUMillicores += res.CPUMillicores
+				alloc.MemoryMB += res.MemoryMB
+			}
+		}
+	}
+	out.Allocated = &alloc
+	if n.Drain != nil {
+		d := *n.Drain
+		d.Remaining = remaining
+		out.Drain = &d
+	}
+	return out
+}
+
+// nodeViews returns every node as the API shows it, sorted by id, in one
+// scan of the workloads.
+func nodeViews(s *fsm.State) []api.Node {
+	out := make([]api.Node, 0, len(s.Nodes))
+	for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
+		out = append(out, nodeView(s, s.Nodes[id]))
+	}
+	return out
+}
+
+func (r *Replica) handleGetNode(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) {
+	id := ps.ByName("id")
+	var out api.Node
+	ok := false
+	r.fsm.Read(func(s *fsm.State) {
+		if n, found := s.Nodes[id]; found {
+			out, ok = nodeView(s, n), true
+		}
+	})
+	if !ok {
+		api.WriteError(w, http.StatusNotFound, "no node "+id)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+// answerNode answers with node id as it is now.
+func (r *Replica) answerNode(w http.ResponseWriter, id string) {
+	var out api.Node
+	r.fsm.Read(func(s *fsm.State) {
+		if n, ok := s.Nodes[id]; ok {
+			out = nodeView(s, n)
+		}
+	})
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+// handleDrain answers POST /nodes/{id}/drain: {"enable":true,"deadline":"10m"}
+// starts a drain (or sets a new deadline for the one under way),
+// {"enable":false} cancels it and makes the node eligible again.
+func (r *Replica) handleDrain(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+	id := ps.ByName("id")
+	var body api.DrainRequest
+	if code, err := api.DecodeJSON(w, req, &body); err != nil {
+		if code == http.StatusBadRequest {
+			err = fmt.Errorf("%v (deadline is a duration such as \"10m\" or \"1h\")", err)
+		}
+		api.WriteError(w, code, err.Error())
+		return
+	}
+	deadline := body.Deadline.D()
+	if deadline == 0 {
+		deadline = api.DefaultDrainDeadline
+	}
+	if deadline > api.MaxDuration {
+		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("deadline %s: at most %s", deadline, api.MaxDuration))
+		return
+	}
+	now := time.Now().UTC()
+	cmd := &fsm.SetDrain{At: now, ID: id, Enable: body.Enable}
+	if body.Enable {
+		cmd.Deadline = now.Add(deadline)
+	}
+	if err := r.Apply(cmd); err != nil {
+		writeJobError(w, id, err)
+		return
+	}
+	if body.Enable {
+		r.nodeEvent(EventNodeDrainStarted, id, fmt.Sprintf("drain of %s started; deadline %s", id, cmd.Deadline.Format(time.RFC3339)))
+	} else {
+		r.nodeEvent(EventNodeDrainCancelled, id, "drain of "+id+" cancelled; it is eligible again")
+	}
+	r.answerNode(w, id)
+}
+
+// nodeEvent records a node operation's event and wakes the placement loop.
+func (r *Replica) nodeEvent(kind, id, msg string) {
+	r.log.Info("node operation", "node", id, "kind", kind, "message", msg)
+	r.event(kind, id, msg, id, "")
+	r.kickPlacement()
+}
+
+func (r *Replica) handleEligibility(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+	id := ps.ByName("id")
+	var body api.EligibilityRequest
+	if code, err := api.DecodeJSON(w, req, &body); err != nil {
+		api.WriteError(w, code, err.Error())
+		return
+	}
+	if body.Eligible == nil {
+		api.WriteError(w, http.StatusBadRequest, "eligible is required: true or false")
+		return
+	}
+	if err := r.Apply(&fsm.SetEligibility{At: time.Now().UTC(), ID: id, Eligible: *body.Eligible}); err != nil {
+		writeJobError(w, id, err)
+		return
+	}
+	what := "ineligible: it keeps what it runs and takes no new work"
+	if *body.Eligible {
+		what = "eligible: it takes new work"
+	}
+	r.nodeEvent(EventNodeEligibility, id, id+" is "+what)
+	r.answerNode(w, id)
+}
+
+// handlePurgeNode answers DELETE /nodes/{id}: it forgets an offline node
+// with nothing on it (409 otherwise).
+func (r *Replica) handlePurgeNode(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) {
+	id := ps.ByName("id")
+	if err := r.Apply(&fsm.PurgeNode{ID: id}); err != nil {
+		writeJobError(w, id, err)
+		return
+	}
+	r.nodeEvent(EventNodePurged, id, "node "+id+" purged")
+	api.WriteJSON(w, http.StatusOK, map[string]string{"purged": id})
+}
+
+// handleRestarting answers POST /nodes/{id}/restarting, sent by an agent
+// about to restart: the leader does not mark the node offline for the
+// grace it gives (its next registration ends it sooner).
+func (r *Replica) handleRestarting(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+	id := ps.ByName("id")
+	var body api.RestartingRequest
+	if code, err := api.DecodeJSON(w, req, &body); err != nil {
+		api.WriteError(w, code, err.Error())
+		return
+	}
+	grace := time.Duration(body.GraceMS) * time.Millisecond
+	if grace <= 0 || grace > api.MaxRestartGrace {
+		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("grace_ms %d: want 1 to %d", body.GraceMS, api.MaxRestartGrace.Milliseconds()))
+		return
+	}
+	now := time.Now().UTC()
+	if err := r.Apply(&fsm.NodeRestarting{At: now, ID: id, Until: now.Add(grace)}); err != nil {
+		writeJobError(w, id, err)
+		return
+	}
+	if ls := r.currentLeader(); ls != nil && ls.health != nil {
+		ls.health.NoteRestarting(id, now.Add(grace))
+	}
+	r.log.Info("agent restarting; its node is not marked offline meanwhile", "node", id, "grace", grace)
+	r.event(EventNodeRestarting, id, fmt.Sprintf("agent of %s restarting; back within %s", id, grace), id, "")
+	r.answerNode(w, id)
+}
+
+// handleGC answers POST /gc: a garbage collection now, on the leader.
+func (r *Replica) handleGC(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	if r.currentLeader() == nil {
+		noLeader(w, "this replica is not (yet) an established leader; retry")
+		return
+	}
+	res, err := r.collectGarbage(time.Now().UTC())
+	if err != nil {
+		writeApplyError(w, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, res)
+}
