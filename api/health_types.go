@@ -12,17 +12,26 @@ type NodeDetail struct {
 	LastCheck           string   `json:"last_check"`
 	ConsecutiveFailures int      `json:"consecutive_failures"`
 	ResponseTime        *float64 `json:"response_time"`
+	// Eligible and Draining are the node's scheduling state (see Node);
+	// Restarting is set while its agent restarts within its grace.
+	Eligible   bool `json:"eligible"`
+	Draining   bool `json:"draining"`
+	Restarting bool `json:"restarting,omitempty"`
 }
 
 // HealthSummary is the answer to GET /health/summary and POST /health/check.
 type HealthSummary struct {
-	TotalNodes       int          `json:"total_nodes"`
-	OnlineNodes      int          `json:"online_nodes"`
-	OfflineNodes     int          `json:"offline_nodes"`
-	DegradedNodes    int          `json:"degraded_nodes"`
-	FailedWorkloads  int          `json:"failed_workloads"`
-	DesiredWorkloads int          `json:"desired_workloads"`
-	NodeDetails      []NodeDetail `json:"node_details"`
+	TotalNodes       int `json:"total_nodes"`
+	OnlineNodes      int `json:"online_nodes"`
+	OfflineNodes     int `json:"offline_nodes"`
+	DegradedNodes    int `json:"degraded_nodes"`
+	FailedWorkloads  int `json:"failed_workloads"`
+	DesiredWorkloads int `json:"desired_workloads"`
+	// DrainingNodes and IneligibleNodes count the nodes that take no new
+	// work (a draining node is ineligible too).
+	DrainingNodes   int          `json:"draining_nodes"`
+	IneligibleNodes int          `json:"ineligible_nodes"`
+	NodeDetails     []NodeDetail `json:"node_details"`
 }
 
 // HealthCheckDetail is one entry of health_checks in GET /recovery/metrics.

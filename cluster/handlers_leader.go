@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -62,7 +63,26 @@ func (r *Replica) workloadCounts() (failed, permanent []string, desired, queue i
 
 func (r *Replica) summary(ls *leaderState) api.HealthSummary {
 	failed, _, desired, _ := r.workloadCounts()
-	return health.Summary(ls.health.Snapshot(), len(failed), desired)
+	sum := health.Summary(ls.health.Snapshot(), len(failed), desired)
+	now := time.Now()
+	r.fsm.Read(func(s *fsm.State) {
+		for i := range sum.NodeDetails {
+			d := &sum.NodeDetails[i]
+			n, ok := s.Nodes[d.NodeID]
+			if !ok {
+				continue
+			}
+			d.Eligible, d.Draining = n.Eligible, n.Draining
+			d.Restarting = n.RestartingUntil != nil && now.Before(*n.RestartingUntil)
+			if n.Draining {
+				sum.DrainingNodes++
+			}
+			if !n.Eligible {
+				sum.IneligibleNodes++
+			}
+		}
+	})
+	return sum
 }
 
 func (r *Replica) handleHealthSummary(w http.ResponseWriter, _ *http.Request, ls *leaderState) {
