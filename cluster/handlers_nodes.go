@@ -48,6 +48,9 @@ func nodeView(s *fsm.State, n *api.Node) api.Node {
 	var alloc api.Capacity
 	remaining := 0
 	for _, w := range s.Workloads {
+		if w.MoveFrom != nil && w.MoveFrom.Node == n.ID && fsm.IsLive(w) {
+			remaining++ // its old instance runs here until the new one is up
+		}
 		if w.Node == n.ID && fsm.IsLive(w) {
 			remaining++
 			if res := w.Spec.Resources; res != nil {
