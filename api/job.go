@@ -102,8 +102,14 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
-// Error implements error.
-func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+// Error implements error: the field, then the message (which may name the
+// field itself already).
+func (e FieldError) Error() string {
+	if strings.HasPrefix(e.Message, e.Field) {
+		return e.Message
+	}
+	return e.Field + ": " + e.Message
+}
 
 // jobName is a DNS label (RFC 1123): what a job name must be.
 var jobName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
@@ -164,7 +170,11 @@ func (j *JobSpec) Validate() []FieldError {
 			errs = append(errs, FieldError{Field: "update.healthy_deadline", Message: fmt.Sprintf("healthy_deadline %s must be longer than min_healthy_time %s", dl, minH)})
 		}
 		switch u.Order {
-		case "", OrderStopFirst, OrderStartFirst:
+		case "", OrderStopFirst:
+		case OrderStartFirst:
+			if j.Exclusive {
+				errs = append(errs, FieldError{Field: "update.order", Message: "start_first would run two instances of an exclusive job at once; use stop_first"})
+			}
 		default:
 			errs = append(errs, FieldError{Field: "update.order", Message: fmt.Sprintf("order %q: want stop_first or start_first", u.Order)})
 		}

@@ -50,7 +50,7 @@ func (r *Replica) collectGarbage(now time.Time) (api.GCResponse, error) {
 	r.fsm.Read(func(s *fsm.State) {
 		gone := map[string]int{}
 		for id, w := range s.Workloads {
-			if fsm.Collectable(w, cmd.WorkloadsBefore) {
+			if s.Collectable(w, cmd.WorkloadsBefore) {
 				cmd.Workloads = append(cmd.Workloads, id)
 				if w.Job != "" {
 					gone[w.Job]++

@@ -77,17 +77,22 @@ func (r *Replica) handleRunJob(w http.ResponseWriter, req *http.Request, _ httpr
 		noLeader(w, err.Error())
 		return
 	}
-	if req.URL.Query().Get("plan") == "true" {
+	switch req.URL.Query().Get("plan") {
+	case "", "false":
+	case "true":
 		var plan api.JobPlan
 		r.fsm.Read(func(s *fsm.State) { plan, _ = jobs.PlanRun(s, spec, time.Now().UTC()) })
 		api.WriteJSON(w, http.StatusOK, plan)
+		return
+	default:
+		api.WriteError(w, http.StatusBadRequest, "plan must be true or false")
 		return
 	}
 	for attempt := 1; ; attempt++ {
 		var plan api.JobPlan
 		var cmd *fsm.RegisterJob
 		r.fsm.Read(func(s *fsm.State) { plan, cmd = jobs.PlanRun(s, spec, time.Now().UTC()) })
-		if !plan.Changes {
+		if cmd == nil {
 			api.WriteJSON(w, http.StatusOK, api.JobRunResponse{Name: spec.Name, Version: plan.Version, Count: plan.CountTo, Plan: plan})
 			return
 		}
@@ -99,7 +104,9 @@ func (r *Replica) handleRunJob(w http.ResponseWriter, req *http.Request, _ httpr
 			writeApplyError(w, err)
 			return
 		}
-		r.jobChanged(api.EventJobRegistered, spec.Name, runMessage(plan))
+		if plan.Changes {
+			r.jobChanged(api.EventJobRegistered, spec.Name, runMessage(plan))
+		}
 		api.WriteJSON(w, http.StatusOK, api.JobRunResponse{Name: spec.Name, Version: plan.Version, Count: plan.CountTo, Plan: plan})
 		return
 	}
@@ -287,7 +294,7 @@ func (r *Replica) handleRevertJob(w http.ResponseWriter, req *http.Request, ps h
 			}
 			if cmd, err = jobs.PlanRevert(j, *body.Version, time.Now().UTC()); err == nil {
 				plan, _ = jobs.PlanRun(s, cmd.Spec, cmd.At)
-				plan.CountTo, plan.CountNote = j.Count, ""
+				plan.CountNote = ""
 			}
 		})
 		if err == nil {
@@ -314,14 +321,15 @@ func (r *Replica) handleRevertJob(w http.ResponseWriter, req *http.Request, ps h
 // could not reach now).
 func (r *Replica) handleStopJob(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
 	name := ps.ByName("name")
-	if err := r.Apply(&fsm.StopJob{At: time.Now().UTC(), Name: name}); err != nil {
+	at := time.Now().UTC()
+	if err := r.Apply(&fsm.StopJob{At: at, Name: name}); err != nil {
 		writeJobError(w, name, err)
 		return
 	}
 	var stopped []*api.Workload
 	r.fsm.Read(func(s *fsm.State) {
 		for _, wl := range s.Workloads {
-			if wl.Job == name && wl.State == api.StateStopped && wl.Node != "" && wl.Reason == "job "+name+" stopped" {
+			if wl.Job == name && wl.State == api.StateStopped && wl.Node != "" && wl.UpdatedAt.Equal(at) {
 				stopped = append(stopped, fsm.CopyWorkload(wl))
 			}
 		}

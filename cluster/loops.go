@@ -77,6 +77,7 @@ func (r *Replica) startLeaderLoops(ctx context.Context, ls *leaderState) {
 		NewIDs:       r.newIDs,
 		StopInstance: r.stopOnAgent,
 		Placed:       eng.Kick,
+		Gone:         eng.InstanceGone,
 		Refresh:      refresh,
 		OnEvent: func(kind, job, msg string) {
 			r.metrics.observeDeployment(kind)

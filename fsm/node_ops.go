@@ -162,13 +162,20 @@ func (s *State) applyNodeRestarting(c *NodeRestarting) error {
 }
 
 // Collectable reports whether workload w may be removed by a garbage
-// collection with cutoff before.
-func Collectable(w *api.Workload, before time.Time) bool {
+// collection with cutoff before. A completed instance of a running job's
+// current version stays: it counts towards the job's count (a batch job
+// does not run it again).
+func (s *State) Collectable(w *api.Workload, before time.Time) bool {
 	if !w.UpdatedAt.Before(before) {
 		return false
 	}
 	switch w.State {
-	case api.StateStopped, api.StateCompleted:
+	case api.StateStopped:
+		return true
+	case api.StateCompleted:
+		if j, ok := s.Jobs[w.Job]; ok && !j.Stopped && w.JobVersion != nil && *w.JobVersion == j.Version {
+			return false
+		}
 		return true
 	case api.StatePermanentlyFailed:
 		return w.Job != "" // a job replaces it; a workload of its own waits for its stop
@@ -198,7 +205,7 @@ func (s *State) JobCollectable(j *Job, before time.Time) bool {
 
 func (s *State) applyCollectGarbage(c *CollectGarbage) error {
 	for _, id := range c.Workloads {
-		if w, ok := s.Workloads[id]; ok && Collectable(w, c.WorkloadsBefore) {
+		if w, ok := s.Workloads[id]; ok && s.Collectable(w, c.WorkloadsBefore) {
 			s.dequeue(id)
 			delete(s.Workloads, id)
 		}

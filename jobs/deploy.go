@@ -47,10 +47,29 @@ const (
 	replaceWindow     = 10 * time.Minute
 )
 
+// env is what decide knows beyond the job and its instances.
+type env struct {
+	now  time.Time
+	seen healthySince
+	// leading is when this leader started: a healthy_deadline never runs
+	// out sooner than that plus the deadline (a new leader watches a new
+	// instance for min_healthy_time again).
+	leading time.Time
+	// gone reports whether a stopped instance is surely no longer running
+	// (its node said so, or its lease has lapsed); nil means always.
+	gone func(w *api.Workload) bool
+}
+
 // decide works out the next step for job j, whose instances (in any state)
 // are insts.
 func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince) decision {
-	d := decision{step: fsm.JobStep{Name: j.Name, Modify: j.Modify}}
+	return decideIn(j, insts, env{now: now, seen: seen})
+}
+
+// decideIn is decide with the whole environment.
+func decideIn(j *fsm.Job, insts []*api.Workload, e env) (d decision) {
+	now, seen := e.now, e.seen
+	d = decision{step: fsm.JobStep{Name: j.Name, Modify: j.Modify}}
 	cur := j.Current()
 	if cur == nil {
 		return d
@@ -87,11 +106,30 @@ func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince)
 		}
 		return d
 	}
+	// An exclusive job creates nothing while an instance it stopped may
+	// still run: at most one instance of it at any moment.
+	holdCreate := false
+	if spec.Exclusive && e.gone != nil {
+		for _, w := range insts {
+			if w.State == api.StateStopped && w.Node != "" && !e.gone(w) {
+				holdCreate = true
+			}
+		}
+	}
+	defer func() {
+		// Nor in the step that stops one: its agent has not stopped it yet.
+		if (holdCreate || (spec.Exclusive && len(d.step.Stop) > 0)) && d.create > 0 {
+			d.create = 0
+			d.waiting = true
+		}
+	}()
 	dep := j.Deployment
 	if dep == nil || dep.Status != api.DeploymentRunning || dep.Version != j.Version {
 		steady(&d, j, insts, current, old, done, now)
 		return d
 	}
+	// Completed instances beyond the count (a scale down) count as the count.
+	done = min(done, j.Count)
 	u := spec.Update
 	if u == nil {
 		u = &api.UpdateStrategy{}
@@ -115,7 +153,9 @@ func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince)
 			healthy++
 			continue
 		}
-		if w.Attempts > 0 && failure == "" {
+		// An attempt counted before this deployment (an instance moved in
+		// place) says nothing about this version.
+		if w.Attempts > 0 && !w.CreatedAt.Before(dep.StartedAt) && failure == "" {
 			failure = fmt.Sprintf("instance %s of version %d failed", w.ID, j.Version)
 			if w.Reason != "" {
 				failure += ": " + w.Reason
@@ -140,9 +180,12 @@ func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince)
 		} else {
 			delete(seen, instanceKey(w))
 		}
-		start := w.CreatedAt
-		if dep.StartedAt.After(start) {
-			start = dep.StartedAt
+		// The deadline runs from the latest of its creation, the
+		// deployment's start, its last placement (a move off a dead node
+		// starts it afresh) and this leader's start.
+		start := laterOf(w.CreatedAt, dep.StartedAt, e.leading)
+		if n := len(w.History); n > 0 {
+			start = laterOf(start, w.History[n-1].At)
 		}
 		if now.Sub(start) > deadline && failure == "" {
 			failure = fmt.Sprintf("instance %s of version %d was not healthy for %s within the healthy_deadline of %s", w.ID, j.Version, minHealthy, deadline)
@@ -157,7 +200,8 @@ func decide(j *fsm.Job, insts []*api.Workload, now time.Time, seen healthySince)
 	}
 	if failure != "" {
 		d.step.Status, d.step.Description = api.DeploymentFailed, failure
-		if u.AutoRevert {
+		// A revert's own rollout is never reverted again: that would loop.
+		if u.AutoRevert && dep.RevertOf == nil {
 			if to, ok := j.LastStable(); ok {
 				d.step.Revert, d.step.RevertTo = true, to
 				d.step.Description += fmt.Sprintf("; reverting to version %d", to)
@@ -245,7 +289,7 @@ func steady(d *decision, j *fsm.Job, insts, current, old []*api.Workload, done i
 		}
 		return
 	}
-	if total == desired || (j.Deployment != nil && j.Deployment.Status == api.DeploymentFailed) {
+	if total >= desired {
 		return
 	}
 	// Instances of this version that gave up lately delay their
@@ -340,5 +384,16 @@ func forStop(ws []*api.Workload) []*api.Workload {
 		}
 		return a.ID > b.ID
 	})
+	return out
+}
+
+// laterOf returns the latest of ts.
+func laterOf(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if t.After(out) {
+			out = t
+		}
+	}
 	return out
 }

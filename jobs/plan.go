@@ -46,6 +46,11 @@ func PlanRun(s *fsm.State, spec api.JobSpec, at time.Time) (api.JobPlan, *fsm.Re
 	}
 	cmd.Count, cmd.NewVersion = p.CountTo, p.NewVersion
 	countInstances(s, j, spec, &p)
+	if !p.Changes && fileCount == j.FileCount {
+		cmd = nil // nothing to write
+	}
+	// Otherwise, with no change, the run still records the file's count,
+	// so that the next run of the same file keeps a later scale.
 	return p, cmd
 }
 
@@ -60,7 +65,10 @@ func PlanRevert(j *fsm.Job, v uint64, at time.Time) (*fsm.RegisterJob, error) {
 		return nil, fmt.Errorf("%w: job %s is at version %d already", fsm.ErrConflict, j.Name, v)
 	}
 	to := v
-	return &fsm.RegisterJob{At: at, Spec: fsm.CopyJobSpec(spec), Count: j.Count, Exists: true, Modify: j.Modify,
+	spec = fsm.CopyJobSpec(spec)
+	fc := j.FileCount // the count stays: a revert changes what runs, not how many
+	spec.Count = &fc
+	return &fsm.RegisterJob{At: at, Spec: spec, Count: j.Count, Exists: true, Modify: j.Modify,
 		NewVersion: true, RevertOf: &to}, nil
 }
 
@@ -83,10 +91,19 @@ func lastVersion(j *fsm.Job) uint64 {
 // changes), the others are replaced, and the count decides how many are
 // created or stopped.
 func countInstances(s *fsm.State, j *fsm.Job, spec api.JobSpec, p *api.JobPlan) {
-	var same, differ int
+	var same, differ, done int
 	if !j.Stopped {
 		for _, w := range s.Workloads {
-			if w.Job != j.Name || !fsm.IsLive(w) {
+			if w.Job != j.Name {
+				continue
+			}
+			// A batch job's completed instances of the version it stays at
+			// count towards its count, as the deployment loop counts them.
+			if v, ok := versionOf(w); ok && v == j.Version && w.State == api.StateCompleted && !p.NewVersion {
+				done++
+				continue
+			}
+			if !fsm.IsLive(w) {
 				continue
 			}
 			if sameTask(w, spec) {
@@ -96,10 +113,10 @@ func countInstances(s *fsm.State, j *fsm.Job, spec api.JobSpec, p *api.JobPlan) 
 			}
 		}
 	}
-	live := same + differ
+	live := same + differ + min(done, p.CountTo)
 	switch {
 	case p.CountTo < live:
-		stop := live - p.CountTo
+		stop := min(live-p.CountTo, same+differ)
 		fromDiffer := min(stop, differ)
 		differ -= fromDiffer
 		same -= stop - fromDiffer

@@ -40,6 +40,10 @@ type Config struct {
 	Refresh func()
 	// OnEvent is told of deployments that end; it must not block.
 	OnEvent func(kind, job, msg string)
+	// Gone reports whether a stopped instance is surely no longer running
+	// on its node; an exclusive job creates no instance until it is. Nil:
+	// always.
+	Gone func(w *api.Workload) bool
 }
 
 // Watcher is the leader-only deployment loop.
@@ -53,6 +57,7 @@ type Watcher struct {
 
 	seen        healthySince // only touched by the Run goroutine
 	lastRefresh time.Time
+	leading     time.Time // when Run started
 }
 
 // New returns a watcher; Run drives it while the replica leads.
@@ -87,6 +92,7 @@ func (w *Watcher) Kick() {
 // stops it started.
 func (w *Watcher) Run(ctx context.Context) {
 	defer w.wg.Wait()
+	w.leading = time.Now().UTC()
 	t := time.NewTicker(w.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -121,7 +127,7 @@ func (w *Watcher) pass(ctx context.Context) {
 			for _, wl := range insts {
 				live[instanceKey(wl)] = true
 			}
-			if d := decide(s.Jobs[name], insts, now, w.seen); !d.empty() || d.waiting {
+			if d := decideIn(s.Jobs[name], insts, env{now: now, seen: w.seen, leading: w.leading, gone: w.cfg.Gone}); !d.empty() || d.waiting {
 				decisions = append(decisions, d)
 			}
 		}

@@ -124,3 +124,22 @@ func (e *Engine) stopWake() {
 		e.wakeTimer.Stop()
 	}
 }
+
+// InstanceGone reports whether the instance of stopped workload w is surely
+// no longer running: its node is gone, its latest report (after the stop)
+// shows it ended or absent, or the node's lease has lapsed since.
+func (e *Engine) InstanceGone(w *api.Workload) bool {
+	if w.Node == "" {
+		return true
+	}
+	e.mu.Lock()
+	obs, seen := e.observed[w.Node]
+	e.mu.Unlock()
+	if seen && obs.at.After(w.UpdatedAt.Add(e.cfg.MissingGrace)) {
+		inst, found := findInstance(obs.status, w.ID)
+		if !found || inst.Generation != w.Generation || !present(inst.State) {
+			return true
+		}
+	}
+	return !time.Now().Before(e.leaseLapse(w.Node))
+}
