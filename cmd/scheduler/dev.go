@@ -154,6 +154,9 @@ func runDev(args []string) int {
 	}
 	fmt.Printf("\n  %s submit --name web --count 3 -- sleep 600\n", bin)
 	fmt.Printf("  %s workloads\n  %s health\n  %s cluster\n", bin, bin, bin)
+	if _, err := os.Stat(filepath.Join("deploy", "jobs", "web.hcl")); err == nil {
+		fmt.Printf("  %s job run deploy/jobs/web.hcl   # a job of 3 web servers; then: job status web\n", bin)
+	}
 	fmt.Printf("\nFailover drill: kill -9 an agent pid above, then watch '%s health' and '%s workloads'.\n", bin, bin)
 	fmt.Printf("Logs: %s/*.log. Press Ctrl-C to stop everything.\n", root)
 
