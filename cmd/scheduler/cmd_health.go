@@ -44,14 +44,24 @@ func printHealth(w io.Writer, s api.HealthSummary) {
 	if s.DegradedNodes > 0 {
 		fmt.Fprintf(w, "Degraded Nodes: %d\n", s.DegradedNodes)
 	}
+	if s.DrainingNodes > 0 {
+		fmt.Fprintf(w, "Draining Nodes: %d\n", s.DrainingNodes)
+	}
+	if s.IneligibleNodes > 0 {
+		fmt.Fprintf(w, "Ineligible Nodes: %d\n", s.IneligibleNodes)
+	}
 	fmt.Fprintf(w, "Failed Workloads: %d\n", s.FailedWorkloads)
 	fmt.Fprintf(w, "Desired Workloads: %d\n", s.DesiredWorkloads)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "=== Node Details ===")
-	rows := [][]string{{"Node", "Status", "CPU %", "Memory %", "Failures", "Response Time"}}
+	rows := [][]string{{"Node", "Status", "CPU %", "Memory %", "Failures", "Response Time", "Eligible", "Draining", "Agent"}}
 	for _, n := range s.NodeDetails {
+		agent := "-"
+		if n.Restarting {
+			agent = "restarting"
+		}
 		rows = append(rows, []string{nodeLabel(n), n.Status, fmt.Sprintf("%.1f", n.CPUUsage), fmt.Sprintf("%.1f", n.MemoryUsage),
-			fmt.Sprintf("%d", n.ConsecutiveFailures), responseTime(n.ResponseTime)})
+			fmt.Sprintf("%d", n.ConsecutiveFailures), responseTime(n.ResponseTime), yesNo(n.Eligible), yesNo(n.Draining), agent})
 	}
 	printBoxTable(w, rows)
 }

@@ -379,10 +379,10 @@ func runNodes(args []string) int {
 		}
 	}
 	t := newTable(os.Stdout)
-	t.row("ID", "ADDRESS", "STATUS", "RUNNING", "REGISTERED")
+	t.row("ID", "ADDRESS", "STATUS", "RUNNING", "REGISTERED", "ELIGIBLE", "DRAINING")
 	statuses := make([]string, 0, len(list.Nodes))
 	for _, n := range list.Nodes {
-		t.row(n.ID, n.Address, n.Status, itoa(counts[n.ID]), n.RegisteredAt.Local().Format(time.RFC3339))
+		t.row(n.ID, n.Address, n.Status, itoa(counts[n.ID]), n.RegisteredAt.Local().Format(time.RFC3339), yesNo(n.Eligible), yesNo(n.Draining))
 		statuses = append(statuses, n.Status)
 	}
 	t.flush()

@@ -26,11 +26,12 @@ _scheduler() {
     fi
     cmd="${COMP_WORDS[1]}"
     local sub=""
-    [[ $cmd == job && $COMP_CWORD -gt 2 ]] && sub="${COMP_WORDS[2]}"
+    [[ ($cmd == job || $cmd == node) && $COMP_CWORD -gt 2 ]] && sub="${COMP_WORDS[2]}"
     case "$prev" in
         --state|-state) COMPREPLY=($(compgen -W "$("$bin" __complete states 2>/dev/null)" -- "$cur")); return ;;
         --node|-node) COMPREPLY=($(compgen -W "$("$bin" __complete nodes 2>/dev/null)" -- "$cur")); return ;;
         --tail|-tail) COMPREPLY=($(compgen -W "all 10 100 1000" -- "$cur")); return ;;
+        --deadline|-deadline) COMPREPLY=($(compgen -W "10m 30m 1h 4h" -- "$cur")); return ;;
         --role|-role) COMPREPLY=($(compgen -W "server agent cli" -- "$cur")); return ;;
         --dir|-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --ca|-ca|--ca-key|-ca-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -55,6 +56,15 @@ _scheduler() {
                 status|scale|history|revert|stop) [[ $COMP_CWORD -eq 3 ]] && COMPREPLY=($(compgen -W "$("$bin" __complete jobs 2>/dev/null)" -- "$cur")) ;;
                 help) [[ $COMP_CWORD -eq 3 ]] && COMPREPLY=($(compgen -W "$("$bin" __complete job-commands 2>/dev/null)" -- "$cur")) ;;
             esac ;;
+        node)
+            if [[ $COMP_CWORD -eq 2 ]]; then
+                COMPREPLY=($(compgen -W "$("$bin" __complete node-commands 2>/dev/null)" -- "$cur"))
+                return
+            fi
+            case "$sub" in
+                drain|eligibility|purge) [[ $COMP_CWORD -eq 3 ]] && COMPREPLY=($(compgen -W "$("$bin" __complete nodes 2>/dev/null)" -- "$cur")) ;;
+                help) [[ $COMP_CWORD -eq 3 ]] && COMPREPLY=($(compgen -W "$("$bin" __complete node-commands 2>/dev/null)" -- "$cur")) ;;
+            esac ;;
     esac
 }
 complete -F _scheduler scheduler
@@ -66,7 +76,7 @@ const zshCompletion = `#compdef scheduler
 compdef _scheduler scheduler
 _scheduler() {
     local bin=${words[1]} cmd=${words[2]} sub=
-    [[ $cmd == job ]] && (( CURRENT > 3 )) && sub=${words[3]}
+    [[ $cmd == job || $cmd == node ]] && (( CURRENT > 3 )) && sub=${words[3]}
     if (( CURRENT == 2 )); then
         compadd -- ${(f)"$($bin __complete commands 2>/dev/null)"}
         return
@@ -75,6 +85,7 @@ _scheduler() {
         --state|-state) compadd -- ${(f)"$($bin __complete states 2>/dev/null)"}; return ;;
         --node|-node) compadd -- ${(f)"$($bin __complete nodes 2>/dev/null)"}; return ;;
         --tail|-tail) compadd -- all 10 100 1000; return ;;
+        --deadline|-deadline) compadd -- 10m 30m 1h 4h; return ;;
         --role|-role) compadd -- server agent cli; return ;;
         --dir|-dir) _files -/; return ;;
         --ca|-ca|--ca-key|-ca-key) _files; return ;;
@@ -98,6 +109,15 @@ _scheduler() {
                 run|plan) _files ;;
                 status|scale|history|revert|stop) (( CURRENT == 4 )) && compadd -- ${(f)"$($bin __complete jobs 2>/dev/null)"} ;;
                 help) (( CURRENT == 4 )) && compadd -- ${(f)"$($bin __complete job-commands 2>/dev/null)"} ;;
+            esac ;;
+        node)
+            if (( CURRENT == 3 )); then
+                compadd -- ${(f)"$($bin __complete node-commands 2>/dev/null)"}
+                return
+            fi
+            case $sub in
+                drain|eligibility|purge) (( CURRENT == 4 )) && compadd -- ${(f)"$($bin __complete nodes 2>/dev/null)"} ;;
+                help) (( CURRENT == 4 )) && compadd -- ${(f)"$($bin __complete node-commands 2>/dev/null)"} ;;
             esac ;;
     esac
 }
@@ -126,7 +146,7 @@ func runCompletion(args []string) int {
 
 // runComplete answers the completion scripts, one word a line:
 // __complete commands | flags COMMAND [SUBCOMMAND] | states | nodes | ids |
-// job-commands | jobs.
+// job-commands | jobs | node-commands.
 func runComplete(args []string) int {
 	if len(args) == 0 {
 		return exitUsage
@@ -153,6 +173,11 @@ func runComplete(args []string) int {
 		fmt.Println(strings.Join(api.WorkloadStates, "\n"))
 	case "job-commands":
 		for _, c := range jobCommands() {
+			fmt.Println(c.name)
+		}
+		fmt.Println("help")
+	case "node-commands":
+		for _, c := range nodeCommands() {
 			fmt.Println(c.name)
 		}
 		fmt.Println("help")
@@ -195,9 +220,9 @@ func runComplete(args []string) int {
 // flagLine matches a flag in the output of flag.PrintDefaults.
 var flagLine = regexp.MustCompile(`(?m)^  -([A-Za-z0-9][-A-Za-z0-9_]*)`)
 
-// commandFlags returns the flag names of a command (of a job subcommand,
-// given sub), read from its own -h so that they cannot drift from what it
-// parses.
+// commandFlags returns the flag names of a command (of a job or node
+// subcommand, given sub), read from its own -h so that they cannot drift
+// from what it parses.
 func commandFlags(name string, sub ...string) []string {
 	for _, c := range commands() {
 		if c.name != name || strings.HasPrefix(name, "_") || name == "help" {
@@ -205,6 +230,9 @@ func commandFlags(name string, sub ...string) []string {
 		}
 		help := []string{"-h"}
 		if name == "job" && len(sub) > 0 && slices.ContainsFunc(jobCommands(), func(j jobCommand) bool { return j.name == sub[0] }) {
+			help = []string{sub[0], "-h"}
+		}
+		if name == "node" && len(sub) > 0 && slices.ContainsFunc(nodeCommands(), func(n nodeCommand) bool { return n.name == sub[0] }) {
 			help = []string{sub[0], "-h"}
 		}
 		out := captureStderr(func() { c.run(help) })

@@ -22,14 +22,14 @@ var examples = map[string][]string{
 	"workload":  {"scheduler workload workload_1795739665_1"},
 	"stop":      {"scheduler stop workload_1795739665_1 workload_1795739665_2", "scheduler stop --name web"},
 	"logs":      {"scheduler logs workload_1795739665_1 --tail 20", "scheduler logs -f --tail all workload_1795739665_1"},
-	"nodes":     {"scheduler nodes"},
+	"nodes":     {"scheduler nodes", "scheduler nodes --json"},
 	"health":    {"scheduler health", "scheduler health --json"},
 	"check":     {"scheduler check"},
 	"recovery":  {"scheduler recovery"},
 	"alerts":    {"scheduler alerts"},
 	"events":    {"scheduler events --limit 20", "scheduler events -f"},
 	"backup":    {"scheduler backup state-backup.json", "scheduler backup --force state-backup.json"},
-	"help":      {"scheduler help logs"},
+	"help":      {"scheduler help logs", "scheduler help node drain"},
 	"version":   {"scheduler version", "scheduler version --json"},
 	"completion": {
 		"source <(scheduler completion bash)     # in ~/.bashrc",
@@ -58,6 +58,17 @@ var examples = map[string][]string{
 	},
 	"tls ca create":   {"scheduler tls ca create --dir /etc/mo/tls", "scheduler tls ca create --dir /etc/mo/tls --days 3650"},
 	"tls cert create": {"scheduler tls cert create --role server --dir /etc/mo/tls --ip 10.0.0.11,10.0.0.12 --dns s1.example.com", "scheduler tls cert create --role cli --dir /etc/mo/tls --days 90"},
+	"node": {
+		"scheduler node drain n1",
+		"scheduler node drain n1 --deadline 10m --detach",
+		"scheduler node drain n1 --disable",
+		"scheduler node eligibility n1 --enable",
+		"scheduler node purge n1",
+	},
+	"node drain":       {"scheduler node drain n1", "scheduler node drain n1 --deadline 10m --detach", "scheduler node drain n1 --json", "scheduler node drain n1 --disable"},
+	"node eligibility": {"scheduler node eligibility n1 --disable", "scheduler node eligibility n1 --enable"},
+	"node purge":       {"scheduler node purge n1"},
+	"gc":               {"scheduler gc", "scheduler gc --json"},
 }
 
 // printExample prints what the command does and its examples, for the end
@@ -83,8 +94,16 @@ func runHelp(args []string) int {
 		usageTo(os.Stdout)
 		return exitOK
 	}
+	if len(args) == 2 && (args[0] == "job" || args[0] == "node") {
+		// help job run, help node drain: the subcommand's own help.
+		for _, c := range commands() {
+			if c.name == args[0] {
+				return c.run([]string{"help", args[1]})
+			}
+		}
+	}
 	if len(args) > 1 {
-		fmt.Fprintln(os.Stderr, "Usage: scheduler help [COMMAND]")
+		fmt.Fprintln(os.Stderr, "Usage: scheduler help [COMMAND [SUBCOMMAND]]")
 		return exitUsage
 	}
 	for _, c := range commands() {
@@ -97,7 +116,7 @@ func runHelp(args []string) int {
 		}
 	}
 	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, "Usage: scheduler help [COMMAND]\n\nShows a command's usage line, its flags and examples.")
+		fmt.Fprintln(os.Stderr, "Usage: scheduler help [COMMAND [SUBCOMMAND]]\n\nShows a command's usage line, its flags and examples.")
 		printExample(os.Stderr, "help")
 		return exitOK
 	}

@@ -32,6 +32,8 @@ func commands() []command {
 		{"logs", "show a workload's output: logs ID [-f] [--tail N|all]", runLogs},
 		{"job", "run and operate jobs from job files: job run|plan|status|scale|history|revert|stop", runJob},
 		{"nodes", "list the nodes", runNodes},
+		{"node", "operate a node: node drain|eligibility|purge ID", runNode},
+		{"gc", "force a garbage collection of stopped workloads, long-offline nodes and stopped jobs", runGC},
 		{"health", "health summary and node table", runHealth},
 		{"check", "force a health check of every node", runCheck},
 		{"recovery", "recovery metrics", runRecovery},
