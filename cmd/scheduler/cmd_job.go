@@ -4,10 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -246,18 +244,7 @@ var healthKinds = []string{api.HealthHealthy, api.HealthUnhealthy, api.HealthUnk
 // countsStr prints counts by kind, known kinds first: "3 running, 1 stopped",
 // or "-" when there are none.
 func countsStr(counts map[string]int, known []string) string {
-	order := slices.Clone(known)
-	for _, k := range slices.Sorted(maps.Keys(counts)) {
-		if !slices.Contains(order, k) {
-			order = append(order, k)
-		}
-	}
-	var parts []string
-	for _, k := range order {
-		if counts[k] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
-		}
-	}
+	parts := countParts(counts, known)
 	if len(parts) == 0 {
 		return "-"
 	}

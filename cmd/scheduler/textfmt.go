@@ -133,13 +133,9 @@ func (t *table) flush() {
 	t.rows = nil
 }
 
-// summaryLine counts items by kind, in the order of known (others after it,
-// sorted): "500 workloads: 498 running, 2 failed".
-func summaryLine(total int, noun string, kinds, known []string) string {
-	counts := map[string]int{}
-	for _, k := range kinds {
-		counts[k]++
-	}
+// countParts lists counts by kind, in the order of known (others after it,
+// sorted), leaving out zeros: ["3 running", "1 stopped"].
+func countParts(counts map[string]int, known []string) []string {
 	order := slices.Clone(known)
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		if !slices.Contains(order, k) {
@@ -152,6 +148,17 @@ func summaryLine(total int, noun string, kinds, known []string) string {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[k], escapeText(k)))
 		}
 	}
+	return parts
+}
+
+// summaryLine counts items by kind, in the order of known (others after it,
+// sorted): "500 workloads: 498 running, 2 failed".
+func summaryLine(total int, noun string, kinds, known []string) string {
+	counts := map[string]int{}
+	for _, k := range kinds {
+		counts[k]++
+	}
+	parts := countParts(counts, known)
 	s := fmt.Sprintf("%d %s", total, noun)
 	if total != 1 {
 		s += "s"
