@@ -38,6 +38,7 @@ func TestJobs(t *testing.T) {
 		{"Scale", jobsScale},
 		{"HistoryAndRevert", jobsHistoryAndRevert},
 		{"LeaderKilledMidUpdate", jobsLeaderKill},
+		{"NodeKilledMidUpdate", jobsNodeKill},
 		{"BadInput", jobsBadInput},
 		{"Stop", jobsStop},
 	} {
@@ -362,6 +363,50 @@ func jobsLeaderKill(t *testing.T, e *jobsEnv) {
 		}
 		return true
 	})
+}
+
+// 6b. kill -9 of an agent in the middle of a rolling update: the node's
+// instances are recovered elsewhere and the deployment still ends
+// successful, with count instances of the new version running.
+func jobsNodeKill(t *testing.T, e *jobsEnv) {
+	resp := e.runJob(t, jtSpec("v4"))
+	v := resp.Version
+	var victim *agentProc
+	waitFor(t, 30*time.Second, "a new instance of the update running", func() bool {
+		ws, err := e.instances()
+		if err != nil {
+			return false
+		}
+		var newNode string
+		for _, w := range ws {
+			if jtOfVersion(w, v) && w.State == api.StateRunning {
+				newNode = w.Node
+			}
+		}
+		if newNode == "" {
+			return false
+		}
+		// Kill a node that still runs an old instance.
+		for _, w := range ws {
+			if !jtOfVersion(w, v) && w.State == api.StateRunning && w.Node != newNode {
+				victim = e.tc.agentByID(w.Node)
+				return victim != nil
+			}
+		}
+		return false
+	})
+	victim.proc.kill()
+	killedAt := time.Now()
+	e.waitVersion(t, v, api.DeploymentSuccessful, 90*time.Second)
+	ws := e.waitSettled(t, 3, v, 30*time.Second)
+	for _, w := range ws {
+		if w.Node == victim.id {
+			t.Fatalf("instance %s still on the killed node %s", w.ID, victim.id)
+		}
+	}
+	jtCheckGreeting(t, ws, "v4")
+	t.Logf("jobs: agent %s killed during the update to version %d; the update ended successful %s later",
+		victim.id, v, time.Since(killedAt).Round(100*time.Millisecond))
 }
 
 // 7. Bad job files: each a 400 naming the field, and the job unchanged.
