@@ -65,7 +65,7 @@ func TestBenchBoundedState(t *testing.T) {
 	// Stop every one, 64 at a time.
 	start = time.Now()
 	var next atomic.Int64
-	var failed atomic.Int64
+	var failed, retried atomic.Int64
 	for range 64 {
 		wg.Add(1)
 		go func() {
@@ -75,7 +75,18 @@ func TestBenchBoundedState(t *testing.T) {
 				if i >= len(ids) {
 					return
 				}
-				if code, _, err := tc.c.call("DELETE", ld.http, "/workloads/"+ids[i], nil); err != nil || code != http.StatusOK {
+				// Under this load a stop may time out or meet a leader
+				// that is briefly busy (503, or 502 outcome unknown): a stop
+				// is idempotent, so retry it a few times.
+				ok := false
+				for attempt := 0; attempt < 5 && !ok; attempt++ {
+					code, _, err := tc.c.call("DELETE", ld.http, "/workloads/"+ids[i], nil)
+					ok = err == nil && code == http.StatusOK
+					if !ok {
+						retried.Add(1)
+					}
+				}
+				if !ok {
 					failed.Add(1)
 				}
 			}
@@ -84,7 +95,10 @@ func TestBenchBoundedState(t *testing.T) {
 	wg.Wait()
 	stopped := time.Since(start)
 	if f := failed.Load(); f > 0 {
-		t.Fatalf("%d stops failed", f)
+		t.Fatalf("%d stops failed 5 times", f)
+	}
+	if r := retried.Load(); r > 0 {
+		t.Logf("%d stops were retried", r)
 	}
 	before := measureState(t, tc, ld.http, pid)
 
