@@ -84,6 +84,7 @@ func (e *Engine) drainStep(ctx context.Context) {
 	var stops []stray
 	var evict []fsm.RecoveryRequest
 	var done []string
+	waitingHealth := false
 	e.store.Read(func(s *fsm.State) {
 		addr := func(node string) string {
 			if n, ok := s.Nodes[node]; ok && n.Status != api.NodeOffline {
@@ -99,6 +100,9 @@ func (e *Engine) drainStep(ctx context.Context) {
 			}
 			n := s.Nodes[m.Node]
 			pastDeadline := n != nil && n.Drain != nil && !now.Before(n.Drain.Deadline)
+			if w.State == api.StateRunning && w.Spec.Check != nil && w.Health != api.HealthHealthy {
+				waitingHealth = true
+			}
 			if (w.State == api.StateRunning && (w.Spec.Check == nil || w.Health == api.HealthHealthy)) || pastDeadline {
 				finish = append(finish, id)
 				if a := addr(m.Node); a != "" {
@@ -156,6 +160,15 @@ func (e *Engine) drainStep(ctx context.Context) {
 	}
 	for _, st := range stops {
 		e.stopStray(ctx, st)
+	}
+	if len(finish) > 0 || len(evict) > 0 {
+		e.Kick() // the drain may be done now, or its next moves may start
+	}
+	if waitingHealth && time.Since(e.lastRefresh) >= time.Second {
+		// A move waits for its new instance's check: ask for fresh
+		// reports rather than wait for the next health round.
+		e.lastRefresh = time.Now()
+		e.cfg.Refresh()
 	}
 	for _, nid := range done {
 		if err := e.store.Apply(&fsm.SetDrain{At: now, ID: nid, Done: true}); err != nil {

@@ -599,6 +599,12 @@ func (e *Engine) place(ctx context.Context) {
 		return
 	}
 	e.account(jobs, results)
+	for _, j := range jobs {
+		if j.migrate {
+			e.Kick() // a move's new instance may be up: a pass to end it now
+			break
+		}
+	}
 }
 
 // job is one placement decided by a pass.
