@@ -46,7 +46,13 @@ func (r *Replica) gcLoop(ctx context.Context) {
 // nodes offline and empty for --node-gc-after, and the stopped jobs with no
 // instance left.
 func (r *Replica) collectGarbage(now time.Time) (api.GCResponse, error) {
-	cmd := &fsm.CollectGarbage{WorkloadsBefore: now.Add(-r.cfg.GCAfter), NodesBefore: now.Add(-r.cfg.NodeGCAfter)}
+	return r.collectGarbageAged(now, r.cfg.GCAfter)
+}
+
+// collectGarbageAged is collectGarbage with workloads and jobs collected
+// age after they ended.
+func (r *Replica) collectGarbageAged(now time.Time, age time.Duration) (api.GCResponse, error) {
+	cmd := &fsm.CollectGarbage{WorkloadsBefore: now.Add(-age), NodesBefore: now.Add(-r.cfg.NodeGCAfter)}
 	r.fsm.Read(func(s *fsm.State) {
 		gone := map[string]int{}
 		for id, w := range s.Workloads {

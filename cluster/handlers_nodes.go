@@ -213,13 +213,24 @@ func (r *Replica) handleRestarting(w http.ResponseWriter, req *http.Request, ps 
 	r.answerNode(w, id)
 }
 
-// handleGC answers POST /gc: a garbage collection now, on the leader.
-func (r *Replica) handleGC(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+// handleGC answers POST /gc[?older_than=D]: a garbage collection now, on
+// the leader, of what ended --gc-after ago, or D ago (0s: everything that
+// ended; nodes still wait --node-gc-after).
+func (r *Replica) handleGC(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	age := r.cfg.GCAfter
+	if v := req.URL.Query().Get("older_than"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("older_than %q: want a duration such as \"10m\" or \"0s\"", v))
+			return
+		}
+		age = d
+	}
 	if r.currentLeader() == nil {
 		noLeader(w, "this replica is not (yet) an established leader; retry")
 		return
 	}
-	res, err := r.collectGarbage(time.Now().UTC())
+	res, err := r.collectGarbageAged(time.Now().UTC(), age)
 	if err != nil {
 		writeApplyError(w, err)
 		return

@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -25,8 +26,9 @@ import (
 func TestBenchBoundedState(t *testing.T) {
 	requireBench(t)
 	n := benchEnvInt("MO_BENCH_GC_WORKLOADS", 100000)
-	const gcAfter = 20 * time.Second
-	tc := newTestCluster(t, "--gc-after", gcAfter.String())
+	// The collection is forced once every stop is in (POST /gc with
+	// older_than=0s), so that "before GC" holds them all.
+	tc := newTestCluster(t, "--gc-after", "1h")
 	tc.startReplicas(3)
 	ld := tc.leader()
 	pid := ld.proc.pid()
@@ -102,22 +104,18 @@ func TestBenchBoundedState(t *testing.T) {
 	}
 	before := measureState(t, tc, ld.http, pid)
 
-	// The leader's GC loop removes them gcAfter after their stop.
 	start = time.Now()
-	for deadline := time.Now().Add(gcAfter + 3*time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		_, metrics, err := tc.c.call("GET", ld.http, "/metrics", nil)
-		if err == nil && metricValue(metrics, `mo_workloads{state="stopped"}`) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stopped workloads were not collected within %s", gcAfter+3*time.Minute)
-		}
+	var res api.GCResponse
+	if code, b, err := tc.c.call("POST", ld.http, "/gc?older_than=0s", nil); err != nil || code != http.StatusOK {
+		t.Fatalf("POST /gc: %d %s %v", code, b, err)
+	} else if err := json.Unmarshal(b, &res); err != nil || res.Workloads != n {
+		t.Fatalf("POST /gc removed %+v (%v), want %d workloads", res, err, n)
 	}
 	collected := time.Since(start)
 	after := measureState(t, tc, ld.http, pid)
 
-	fmt.Printf("\nBounded state: %d workloads submitted in %s (%.0f/s) and stopped in %s (%.0f/s), on 3 replicas without agents; --gc-after %s, collected %s after the last stop\n",
-		n, submitted.Round(time.Millisecond), float64(n)/submitted.Seconds(), stopped.Round(time.Millisecond), float64(n)/stopped.Seconds(), gcAfter, collected.Round(time.Second))
+	fmt.Printf("\nBounded state: %d workloads submitted in %s (%.0f/s) and stopped in %s (%.0f/s), on 3 replicas without agents; one forced collection (POST /gc?older_than=0s) removed them in %s\n",
+		n, submitted.Round(time.Millisecond), float64(n)/submitted.Seconds(), stopped.Round(time.Millisecond), float64(n)/stopped.Seconds(), collected.Round(time.Millisecond))
 	fmt.Printf("%-26s %12s %12s %12s %12s %12s\n", "", "state", "snapshot", "restore", "leader RSS", "leader heap")
 	for _, row := range []struct {
 		name string

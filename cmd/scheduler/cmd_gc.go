@@ -12,12 +12,20 @@ import (
 func runGC(args []string) int {
 	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
 	cf := addClientFlags(fs)
+	olderThan := fs.Duration("older-than", -1, "collect what ended this long ago (default: the cluster's --gc-after; 0s: everything that ended)")
 	if code, ok := parse(fs, args, "gc", 0); !ok {
 		return code
 	}
+	path := "/gc"
+	if *olderThan >= 0 {
+		path += "?older_than=" + olderThan.String()
+	} else if *olderThan != -1 {
+		fmt.Fprintln(os.Stderr, "scheduler gc: --older-than must not be negative")
+		return exitUsage
+	}
 	c := cf.client()
 	var res api.GCResponse
-	if err := c.do("POST", "/gc", nil, &res); err != nil {
+	if err := c.do("POST", path, nil, &res); err != nil {
 		return fail("gc", err)
 	}
 	if c.json {
