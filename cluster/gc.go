@@ -8,6 +8,7 @@ import (
 
 	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/fsm"
+	"github.com/micro-orchestrator/mo/jobs"
 )
 
 // Garbage collection defaults (scheduler serve --gc-after, --node-gc-after).
@@ -53,14 +54,29 @@ func (r *Replica) collectGarbage(now time.Time) (api.GCResponse, error) {
 // age after they ended.
 func (r *Replica) collectGarbageAged(now time.Time, age time.Duration) (api.GCResponse, error) {
 	cmd := &fsm.CollectGarbage{WorkloadsBefore: now.Add(-age), NodesBefore: now.Add(-r.cfg.NodeGCAfter)}
+	var eng interface{ InstanceGone(*api.Workload) bool }
+	if ls := r.currentLeader(); ls != nil && ls.recovery != nil {
+		eng = ls.recovery
+	}
 	r.fsm.Read(func(s *fsm.State) {
 		gone := map[string]int{}
 		for id, w := range s.Workloads {
-			if s.Collectable(w, cmd.WorkloadsBefore) {
-				cmd.Workloads = append(cmd.Workloads, id)
-				if w.Job != "" {
-					gone[w.Job]++
-				}
+			if !s.Collectable(w, cmd.WorkloadsBefore) {
+				continue
+			}
+			// A stopped instance its node may still run holds what an
+			// exclusive job waits for, and the room it takes: it stays
+			// until it is surely gone.
+			if w.State == api.StateStopped && w.Node != "" && (eng == nil || !eng.InstanceGone(w)) {
+				continue
+			}
+			// A job's instance that gave up lately paces its replacements.
+			if w.State == api.StatePermanentlyFailed && now.Sub(w.UpdatedAt) < jobs.ReplaceWindow {
+				continue
+			}
+			cmd.Workloads = append(cmd.Workloads, id)
+			if w.Job != "" {
+				gone[w.Job]++
 			}
 		}
 		for id, n := range s.Nodes {

@@ -50,6 +50,10 @@ func nodeView(s *fsm.State, n *api.Node) api.Node {
 	for _, w := range s.Workloads {
 		if w.MoveFrom != nil && w.MoveFrom.Node == n.ID && fsm.IsLive(w) {
 			remaining++ // its old instance runs here until the new one is up
+			if res := w.Spec.Resources; res != nil {
+				alloc.CPUMillicores += res.CPUMillicores
+				alloc.MemoryMB += res.MemoryMB
+			}
 		}
 		if w.Node == n.ID && fsm.IsLive(w) {
 			remaining++

@@ -60,6 +60,8 @@ func (s *State) apply(c Command) error {
 		return s.applyCollectGarbage(c)
 	case *FinishMoves:
 		return s.applyFinishMoves(c)
+	case *AbandonMoves:
+		return s.applyAbandonMoves(c)
 	default:
 		return fmt.Errorf("%w: unhandled command %T", ErrInvalid, c)
 	}

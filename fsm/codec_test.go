@@ -57,7 +57,8 @@ func oneOfEach() []struct {
 		{&fsm.PurgeNode{ID: "n1"}, 20},
 		{&fsm.NodeRestarting{At: at(13), ID: "n1", Until: at(23)}, 21},
 		{&fsm.CollectGarbage{WorkloadsBefore: at(14), NodesBefore: at(1), Workloads: []string{w0}, Nodes: []string{"n2"}, Jobs: []string{"web"}}, 22},
-		{&fsm.FinishMoves{At: at(15), IDs: []string{w0}}, 23},
+		{&fsm.FinishMoves{At: at(15), Moves: []fsm.MoveRef{{ID: w0, Generation: 3, FromNode: "n1", FromGeneration: 2}}}, 23},
+		{&fsm.AbandonMoves{At: at(16), Moves: []fsm.MoveRef{{ID: w0, Generation: 3, FromNode: "n1", FromGeneration: 2}}}, 24},
 	}
 }
 
@@ -85,8 +86,8 @@ func TestEncodeDecodeEveryCommand(t *testing.T) {
 		})
 		seen[tc.want] = true
 	}
-	if len(seen) != 23 {
-		t.Fatalf("covered %d command types, want 23", len(seen))
+	if len(seen) != 24 {
+		t.Fatalf("covered %d command types, want 24", len(seen))
 	}
 }
 
@@ -96,7 +97,7 @@ func TestDecodeRejectsBadEntries(t *testing.T) {
 		"nil":                nil,
 		"type zero":          append([]byte{0}, `{}`...),
 		"unknown type 200":   append([]byte{200}, `{}`...),
-		"unknown type 24":    append([]byte{24}, `{}`...),
+		"unknown type 25":    append([]byte{25}, `{}`...),
 		"type byte only":     {byte(fsm.CmdSubmitWorkloads)},
 		"corrupt json":       append([]byte{byte(fsm.CmdSubmitWorkloads)}, `{"at":`...),
 		"trailing garbage":   append([]byte{byte(fsm.CmdStopWorkload)}, `{"id":"x"} x`...),

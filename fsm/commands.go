@@ -27,7 +27,7 @@ const (
 	CmdSetAlerts       CommandType = 11
 	CmdUpdateInstances CommandType = 12
 	CmdSetWaitReasons  CommandType = 13
-	// 14 to 17 are the job commands (jobs_commands.go), 18 to 23 the node
+	// 14 to 17 are the job commands (jobs_commands.go), 18 to 24 the node
 	// operations (node_ops.go).
 )
 
@@ -301,6 +301,8 @@ func Decode(data []byte) (Command, error) {
 		c = &CollectGarbage{}
 	case CmdFinishMoves:
 		c = &FinishMoves{}
+	case CmdAbandonMoves:
+		c = &AbandonMoves{}
 	default:
 		return nil, fmt.Errorf("%w: unknown command type %d", ErrInvalid, data[0])
 	}

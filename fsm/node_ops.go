@@ -15,6 +15,7 @@ const (
 	CmdNodeRestarting CommandType = 21
 	CmdCollectGarbage CommandType = 22
 	CmdFinishMoves    CommandType = 23
+	CmdAbandonMoves   CommandType = 24
 )
 
 // SetEligibility makes a node take new work, or not; what runs there stays.
@@ -61,11 +62,29 @@ type CollectGarbage struct {
 	Jobs            []string  `json:"jobs,omitempty"`
 }
 
+// MoveRef names one move: the workload, the generation it moved to, and
+// the node and generation it moved from. A command about a move applies
+// only while the workload is still in exactly that move.
+type MoveRef struct {
+	ID             string `json:"id"`
+	Generation     uint64 `json:"generation"`
+	FromNode       string `json:"from_node"`
+	FromGeneration uint64 `json:"from_generation"`
+}
+
 // FinishMoves ends start-first moves whose new instance is up: the old
 // instance is no longer the workload's (the leader stops it).
 type FinishMoves struct {
-	At  time.Time `json:"at"`
-	IDs []string  `json:"ids"`
+	At    time.Time `json:"at"`
+	Moves []MoveRef `json:"moves"`
+}
+
+// AbandonMoves gives up moves whose new instance did not come up in time:
+// the old instance, still running, is the workload's again (the leader
+// stops the new one).
+type AbandonMoves struct {
+	At    time.Time `json:"at"`
+	Moves []MoveRef `json:"moves"`
 }
 
 // Type implements Command.
@@ -85,6 +104,9 @@ func (CollectGarbage) Type() CommandType { return CmdCollectGarbage }
 
 // Type implements Command.
 func (FinishMoves) Type() CommandType { return CmdFinishMoves }
+
+// Type implements Command.
+func (AbandonMoves) Type() CommandType { return CmdAbandonMoves }
 
 func (s *State) applySetEligibility(c *SetEligibility) error {
 	n, ok := s.Nodes[c.ID]
@@ -118,6 +140,9 @@ func (s *State) applySetDrain(c *SetDrain) error {
 		}
 		n.Draining, n.Drain = false, nil
 	default:
+		if !n.Draining {
+			return nil // no drain to cancel: eligibility stays as it is
+		}
 		n.Draining, n.Drain, n.Eligible = false, nil, true
 	}
 	n.UpdatedAt = c.At
@@ -223,11 +248,30 @@ func (s *State) applyCollectGarbage(c *CollectGarbage) error {
 	return nil
 }
 
+// inMove returns the workload of ref while it is still in exactly that move.
+func (s *State) inMove(ref MoveRef) (*api.Workload, bool) {
+	w, ok := s.Workloads[ref.ID]
+	if !ok || w.MoveFrom == nil || !IsLive(w) || w.Generation != ref.Generation ||
+		w.MoveFrom.Node != ref.FromNode || w.MoveFrom.Generation != ref.FromGeneration {
+		return nil, false
+	}
+	return w, true
+}
+
 func (s *State) applyFinishMoves(c *FinishMoves) error {
-	for _, id := range c.IDs {
-		if w, ok := s.Workloads[id]; ok && w.MoveFrom != nil {
+	for _, ref := range c.Moves {
+		if w, ok := s.inMove(ref); ok {
 			w.MoveFrom = nil
 			w.UpdatedAt = c.At
+		}
+	}
+	return nil
+}
+
+func (s *State) applyAbandonMoves(c *AbandonMoves) error {
+	for _, ref := range c.Moves {
+		if w, ok := s.inMove(ref); ok {
+			s.restoreMove(w, c.At)
 		}
 	}
 	return nil

@@ -44,8 +44,12 @@ func healthyNow(w *api.Workload) bool {
 const (
 	replaceBackoff    = 5 * time.Second
 	replaceBackoffMax = 5 * time.Minute
-	replaceWindow     = 10 * time.Minute
+	replaceWindow     = ReplaceWindow
 )
+
+// ReplaceWindow is how long an instance that gave up paces the
+// replacements of its job (garbage collection keeps it that long).
+const ReplaceWindow = 10 * time.Minute
 
 // env is what decide knows beyond the job and its instances.
 type env struct {

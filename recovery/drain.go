@@ -11,17 +11,47 @@ import (
 	"github.com/micro-orchestrator/mo/fsm"
 )
 
-// maxDrainMoves bounds the start-first moves under way at once, over every
-// draining node.
-const maxDrainMoves = 32
+// Drain limits.
+const (
+	// maxDrainMoves bounds the moves (and exclusive stops) under way at
+	// once, over every draining node.
+	maxDrainMoves = 32
+	// moveTimeout is how long a move waits for its new instance to be up
+	// (healthy, with a check) before it is given up, unless the workload's
+	// job sets a healthy_deadline.
+	moveTimeout = 2 * time.Minute
+	// moveBackoff is how long a workload whose move was given up waits
+	// before it is moved again (to another node).
+	moveBackoff = 10 * time.Second
+)
 
 // EventNodeDrained is the event of a drain that finished.
 const EventNodeDrained = "node_drained"
 
+// lastPlacement returns w's newest placement, if any.
+func lastPlacement(w *api.Workload) (api.Placement, bool) {
+	if len(w.History) == 0 {
+		return api.Placement{}, false
+	}
+	return w.History[len(w.History)-1], true
+}
+
+// abandonedMove returns the node of w's last placement when that was a move
+// given up (its generation above the workload's), and when.
+func abandonedMove(w *api.Workload) (string, time.Time, bool) {
+	p, ok := lastPlacement(w)
+	if !ok || p.Generation <= w.Generation {
+		return "", time.Time{}, false
+	}
+	return p.Node, p.At, true
+}
+
 // drainMoves returns the running workloads to move off draining nodes now,
 // start first: not exclusive ones (they stop first, see drainStep), not
 // batch ones (they may finish until the deadline), at most a job's
-// max_parallel instances of one job at a time. The caller holds the read.
+// max_parallel instances of one job at a time, and not a workload whose
+// last move was given up less than moveBackoff ago. The caller holds the
+// read.
 func (e *Engine) drainMoves(s *fsm.State) []work {
 	draining := map[string]bool{}
 	for id, n := range s.Nodes {
@@ -32,15 +62,8 @@ func (e *Engine) drainMoves(s *fsm.State) []work {
 	if len(draining) == 0 {
 		return nil
 	}
-	moving, total := map[string]int{}, 0
-	for _, w := range s.Workloads {
-		if w.MoveFrom != nil && fsm.IsLive(w) {
-			total++
-			if w.Job != "" {
-				moving[w.Job]++
-			}
-		}
-	}
+	moving, total := e.movesUnderWay(s)
+	now := time.Now()
 	var out []work
 	for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
 		if total >= maxDrainMoves {
@@ -48,6 +71,9 @@ func (e *Engine) drainMoves(s *fsm.State) []work {
 		}
 		w := s.Workloads[id]
 		if !draining[w.Node] || w.State != api.StateRunning || w.MoveFrom != nil || w.Exclusive || w.Spec.Type == api.TypeBatch || e.isInflight(id) {
+			continue
+		}
+		if _, at, ok := abandonedMove(w); ok && now.Sub(at) < moveBackoff {
 			continue
 		}
 		if w.Job != "" {
@@ -62,6 +88,43 @@ func (e *Engine) drainMoves(s *fsm.State) []work {
 	return out
 }
 
+// movesUnderWay counts the moves under way, by job and in all, with the
+// exclusive workloads this leader is stopping for a drain.
+func (e *Engine) movesUnderWay(s *fsm.State) (map[string]int, int) {
+	moving, total := map[string]int{}, 0
+	for _, w := range s.Workloads {
+		if w.MoveFrom != nil && fsm.IsLive(w) {
+			total++
+			if w.Job != "" {
+				moving[w.Job]++
+			}
+		}
+	}
+	e.mu.Lock()
+	for key := range e.stopping {
+		if node, id, ok := cutKey(key); ok {
+			if w := s.Workloads[id]; w != nil && w.Exclusive && w.Node == node && fsm.IsLive(w) {
+				total++
+				if w.Job != "" {
+					moving[w.Job]++
+				}
+			}
+		}
+	}
+	e.mu.Unlock()
+	return moving, total
+}
+
+// cutKey splits a stopping key "node/id".
+func cutKey(key string) (string, string, bool) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			return key[:i], key[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
 // jobParallel is the max_parallel of job name's current version (1 when
 // unknown).
 func jobParallel(s *fsm.State, name string) int {
@@ -73,25 +136,36 @@ func jobParallel(s *fsm.State, name string) int {
 	return api.DefaultMaxParallel
 }
 
+// timeoutOfMove is how long w's move may wait for its new instance.
+func timeoutOfMove(s *fsm.State, w *api.Workload) time.Duration {
+	if j, ok := s.Jobs[w.Job]; ok {
+		if cur := j.Current(); cur != nil && cur.Spec.Update != nil && cur.Spec.Update.HealthyDeadline > 0 {
+			return cur.Spec.Update.HealthyDeadline.D()
+		}
+	}
+	return moveTimeout
+}
+
+func moveRef(w *api.Workload) fsm.MoveRef {
+	return fsm.MoveRef{ID: w.ID, Generation: w.Generation, FromNode: w.MoveFrom.Node, FromGeneration: w.MoveFrom.Generation}
+}
+
 // drainStep drives the drains: it ends the moves whose new instance is up
-// (healthy, where it has a check) and stops their old instances, stops
-// exclusive workloads on draining nodes before they move (never two at
-// once), moves off whatever is left once a drain's deadline passed, and
-// records the drains that are done.
+// (healthy, where it has a check) and then stops their old instances, gives
+// up the moves whose new instance did not come up in time (stopping that
+// one), stops exclusive workloads on draining nodes before they move (the
+// reconciliation then queues them, and placement starts them elsewhere once
+// their node reports them gone: never two at once), stops what is left
+// once a drain's deadline passed (it is then placed elsewhere the same
+// way), and records the drains that are done.
 func (e *Engine) drainStep(ctx context.Context) {
 	now := time.Now().UTC()
-	var finish []string
+	var finish, abandon []fsm.MoveRef
 	var stops []stray
-	var evict []fsm.RecoveryRequest
 	var done []string
 	waitingHealth := false
 	e.store.Read(func(s *fsm.State) {
-		addr := func(node string) string {
-			if n, ok := s.Nodes[node]; ok && n.Status != api.NodeOffline {
-				return n.Address
-			}
-			return ""
-		}
+		moving, total := e.movesUnderWay(s)
 		for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
 			w := s.Workloads[id]
 			m := w.MoveFrom
@@ -100,14 +174,14 @@ func (e *Engine) drainStep(ctx context.Context) {
 			}
 			n := s.Nodes[m.Node]
 			pastDeadline := n != nil && n.Drain != nil && !now.Before(n.Drain.Deadline)
-			if w.State == api.StateRunning && w.Spec.Check != nil && w.Health != api.HealthHealthy {
+			up := w.State == api.StateRunning && (w.Spec.Check == nil || w.Health == api.HealthHealthy)
+			switch p, _ := lastPlacement(w); {
+			case up || pastDeadline:
+				finish = append(finish, moveRef(w))
+			case now.Sub(p.At) > timeoutOfMove(s, w):
+				abandon = append(abandon, moveRef(w))
+			case w.State == api.StateRunning:
 				waitingHealth = true
-			}
-			if (w.State == api.StateRunning && (w.Spec.Check == nil || w.Health == api.HealthHealthy)) || pastDeadline {
-				finish = append(finish, id)
-				if a := addr(m.Node); a != "" {
-					stops = append(stops, stray{node: m.Node, addr: a, id: id, generation: m.Generation, why: "moved off draining node " + m.Node})
-				}
 			}
 		}
 		for _, nid := range slices.Sorted(maps.Keys(s.Nodes)) {
@@ -119,7 +193,7 @@ func (e *Engine) drainStep(ctx context.Context) {
 			busy := false
 			for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
 				w := s.Workloads[id]
-				if w.MoveFrom != nil && w.MoveFrom.Node == nid {
+				if w.MoveFrom != nil && w.MoveFrom.Node == nid && fsm.IsLive(w) {
 					busy = true
 				}
 				if w.Node != nid || !fsm.IsLive(w) {
@@ -129,39 +203,76 @@ func (e *Engine) drainStep(ctx context.Context) {
 				if n.Status == api.NodeOffline || e.isInflight(id) || w.State != api.StateRunning || w.MoveFrom != nil {
 					continue
 				}
-				reason := ""
+				var why string
 				switch {
 				case pastDeadline:
-					reason = fmt.Sprintf("drain deadline of node %s passed", nid)
+					why = fmt.Sprintf("drain deadline of node %s passed", nid)
 				case w.Exclusive:
-					reason = "node " + nid + " draining (exclusive: stopped before it moves)"
+					if total >= maxDrainMoves || (w.Job != "" && moving[w.Job] >= jobParallel(s, w.Job)) {
+						continue
+					}
+					total++
+					if w.Job != "" {
+						moving[w.Job]++
+					}
+					why = "node " + nid + " draining (an exclusive workload stops before it moves)"
 				default:
 					continue
 				}
-				evict = append(evict, fsm.RecoveryRequest{ID: id, Reason: reason})
-				stops = append(stops, stray{node: nid, addr: n.Address, id: id, generation: w.Generation, why: reason})
+				stops = append(stops, stray{node: nid, addr: n.Address, id: id, generation: w.Generation, why: why})
 			}
 			if !busy {
 				done = append(done, nid)
 			}
 		}
 	})
+	changed := false
 	if len(finish) > 0 {
-		if err := e.store.Apply(&fsm.FinishMoves{At: now, IDs: finish}); err != nil {
+		if err := e.store.Apply(&fsm.FinishMoves{At: now, Moves: finish}); err != nil {
 			e.log.Warn("recording finished moves failed", "error", err)
 			return
 		}
+		changed = true
 	}
-	if len(evict) > 0 {
-		if err := e.store.Apply(&fsm.EnqueueRecovery{At: now, MaxAttempts: e.cfg.MaxAttempts, Requests: evict}); err != nil {
-			e.log.Warn("queueing workloads off draining nodes failed", "error", err)
+	if len(abandon) > 0 {
+		if err := e.store.Apply(&fsm.AbandonMoves{At: now, Moves: abandon}); err != nil {
+			e.log.Warn("recording abandoned moves failed", "error", err)
 			return
 		}
+		changed = true
 	}
+	// Stop only what the state now says: the old instance of a move that
+	// ended (not one given up meanwhile, say because its new node died),
+	// and the new instance of a move given up.
+	e.store.Read(func(s *fsm.State) {
+		addr := func(node string) string {
+			if n, ok := s.Nodes[node]; ok && n.Status != api.NodeOffline {
+				return n.Address
+			}
+			return ""
+		}
+		for _, ref := range finish {
+			if w, ok := s.Workloads[ref.ID]; ok && w.MoveFrom == nil && w.Generation == ref.Generation && w.Node != ref.FromNode {
+				if a := addr(ref.FromNode); a != "" {
+					stops = append(stops, stray{node: ref.FromNode, addr: a, id: ref.ID, generation: ref.FromGeneration, why: "moved off node " + ref.FromNode})
+				}
+			}
+		}
+		for _, ref := range abandon {
+			if w, ok := s.Workloads[ref.ID]; ok && w.MoveFrom == nil && w.Generation == ref.FromGeneration {
+				if p, ok := lastPlacement(w); ok && p.Generation == ref.Generation {
+					if a := addr(p.Node); a != "" {
+						e.log.Warn("move given up: its new instance did not come up in time", "workload", ref.ID, "node", p.Node)
+						stops = append(stops, stray{node: p.Node, addr: a, id: ref.ID, generation: ref.Generation, why: "move given up"})
+					}
+				}
+			}
+		}
+	})
 	for _, st := range stops {
 		e.stopStray(ctx, st)
 	}
-	if len(finish) > 0 || len(evict) > 0 {
+	if changed {
 		e.Kick() // the drain may be done now, or its next moves may start
 	}
 	if waitingHealth && time.Since(e.lastRefresh) >= time.Second {

@@ -116,14 +116,23 @@ func TestExclusiveIsStoppedBeforeItMoves(t *testing.T) {
 		t.Fatalf("exclusive workload not placed: %+v", workload(f, "x"))
 	}
 	must(t, f.ApplyCommand(&fsm.SetDrain{At: time.Now().UTC(), ID: node, Enable: true, Deadline: time.Now().UTC().Add(time.Hour)}))
+	e.cfg.MissingGrace = time.Nanosecond
 	e.pass(context.Background(), true)
 	w := workload(f, "x")
-	if w.MoveFrom != nil || w.State != api.StateFailed || w.Node != node {
-		t.Fatalf("exclusive on a draining node: %+v", w)
+	if w.MoveFrom != nil || w.Node != node {
+		t.Fatalf("exclusive on a draining node moved start first: %+v", w)
 	}
 	waitStops(t, a, node+":80 x 1")
+	e.pass(context.Background(), true)
 	if starts := len(a.starts); starts != 1 {
 		t.Fatalf("replacement started before the old instance was seen stopped (%d starts)", starts)
+	}
+	// Its node reports it stopped: it is queued and starts elsewhere.
+	e.Observe(node, api.AgentStatus{NodeID: node, Workloads: []api.AgentWorkload{{ID: "x", Generation: 1, State: api.InstanceStopped}}})
+	e.pass(context.Background(), true)
+	e.pass(context.Background(), true)
+	if w := workload(f, "x"); w.Node == node || w.State != api.StateRunning || len(a.starts) != 2 {
+		t.Fatalf("after its node reported it stopped: %+v (%d starts)", w, len(a.starts))
 	}
 }
 
@@ -140,10 +149,53 @@ func TestDrainDeadlineMovesTheRest(t *testing.T) {
 		t.Fatalf("a batch workload is left to finish before the deadline: %+v", w)
 	}
 	must(t, f.ApplyCommand(&fsm.SetDrain{At: time.Now().UTC(), ID: node, Enable: true, Deadline: time.Now().UTC().Add(-time.Second)}))
+	e.cfg.MissingGrace = time.Nanosecond
 	e.pass(context.Background(), true)
 	waitStops(t, a, node+":80 b 1")
-	if w := workload(f, "b"); w.Node == node && w.State == api.StateRunning {
-		t.Fatalf("after the deadline the batch workload is still on %s: %+v", node, w)
+	e.Observe(node, api.AgentStatus{NodeID: node, Workloads: []api.AgentWorkload{{ID: "b", Generation: 1, State: api.InstanceStopped}}})
+	e.pass(context.Background(), true)
+	e.pass(context.Background(), true)
+	if w := workload(f, "b"); w.Node == node || w.State != api.StateRunning {
+		t.Fatalf("after the deadline the batch workload is not running elsewhere: %+v", w)
+	}
+}
+
+func TestGivenUpMoveUsesANewGeneration(t *testing.T) {
+	e, _, f, a, node := drained(t, 3, time.Hour)
+	e.pass(context.Background(), true) // w0 moves
+	w := workload(f, "w0")
+	if w.MoveFrom == nil {
+		t.Fatalf("w0 not moving: %+v", w)
+	}
+	target, gen := w.Node, w.Generation
+	// Its new instance exits: the move is given up, the old instance stays.
+	e.Observe(target, api.AgentStatus{NodeID: target, Workloads: []api.AgentWorkload{{ID: "w0", Generation: gen, State: api.InstanceExited, ExitCode: new(int)}}})
+	e.pass(context.Background(), false)
+	if w := workload(f, "w0"); w.Node != node || w.MoveFrom != nil || w.State != api.StateRunning {
+		t.Fatalf("after the new instance exited: %+v", w)
+	}
+	// The next move, after the backoff, goes to another node with a
+	// generation never used before.
+	f.Read(func(s *fsm.State) {
+		h := s.Workloads["w0"].History
+		h[len(h)-1].At = h[len(h)-1].At.Add(-time.Minute)
+	})
+	e.pass(context.Background(), true)
+	w = workload(f, "w0")
+	if w.MoveFrom == nil || w.Generation <= gen || w.Node == target {
+		t.Fatalf("second move: node %s generation %d (first move: %s %d)", w.Node, w.Generation, target, gen)
+	}
+	_ = a
+}
+
+func TestCancellingNoDrainKeepsEligibility(t *testing.T) {
+	_, f := setup(t, 1, 0)
+	must(t, f.ApplyCommand(&fsm.SetEligibility{At: t0, ID: "n1", Eligible: false}))
+	must(t, f.ApplyCommand(&fsm.SetDrain{At: t0, ID: "n1", Enable: false}))
+	var n api.Node
+	f.Read(func(s *fsm.State) { n = *s.Nodes["n1"] })
+	if n.Eligible {
+		t.Fatal("cancelling a drain that was not under way made the node eligible")
 	}
 }
 

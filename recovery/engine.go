@@ -177,6 +177,9 @@ func New(cfg Config, store Store, health HealthView, agents Agents) *Engine {
 		observed: map[string]observation{}, dirty: map[string]bool{}, stopping: map[string]bool{},
 		bounds:  map[string]startBound{},
 		stopSem: make(chan struct{}, cfg.Concurrency),
+		// Set here, not in Run: other loops ask about leases (InstanceGone)
+		// from the start.
+		started: time.Now(),
 	}
 }
 
@@ -221,7 +224,6 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) Run(ctx context.Context) {
 	defer e.wg.Wait()
 	defer e.stopWake()
-	e.started = time.Now()
 	t := time.NewTicker(e.cfg.Interval)
 	defer t.Stop()
 	full := true
@@ -481,6 +483,18 @@ func (e *Engine) place(ctx context.Context) {
 		return
 	}
 	if len(cands) == 0 {
+		// Moves off draining nodes are not waiting workloads: they run
+		// where they are, with no reason to record and nothing to refresh for.
+		waiting := todo[:0:0]
+		for _, t := range todo {
+			if !t.migrate {
+				waiting = append(waiting, t)
+			}
+		}
+		if len(waiting) == 0 {
+			return
+		}
+		todo = waiting
 		e.log.Debug("no node fits; workloads wait", "waiting", len(todo))
 		e.noteNoCandidates(todo, online, busy)
 		if time.Since(e.lastRefresh) >= time.Second {
@@ -498,6 +512,11 @@ func (e *Engine) place(ctx context.Context) {
 		avoid := map[string]bool{}
 		if n := e.failedOn[t.w.ID]; n != "" {
 			avoid[n] = true
+		}
+		if t.migrate {
+			if n, _, ok := abandonedMove(t.w); ok {
+				avoid[n] = true // its last move there was given up
+			}
 		}
 		if (t.w.State == api.StateFailed || t.migrate) && t.w.Node != "" {
 			// Its instance ended there (or the node died): another node
@@ -530,7 +549,7 @@ func (e *Engine) place(ctx context.Context) {
 			}
 			continue // an exclusive workload whose nodes cannot hold a lease yet waits too
 		}
-		j := job{work: t, node: node, gen: t.w.Generation + 1}
+		j := job{work: t, node: node, gen: nextGeneration(t.w)}
 		jobs = append(jobs, j)
 		intents = append(intents, fsm.Placement{ID: t.w.ID, Node: node.ID, Generation: j.gen, Term: e.cfg.Term, Migrate: t.migrate})
 		e.inflight[t.w.ID] = true
@@ -642,6 +661,11 @@ func (e *Engine) start(ctx context.Context, w *api.Workload, node Candidate, gen
 		e.noteStart(w.ID, gen, v.SeqHeard)
 	}
 	resp, err := e.agents.Start(cctx, node.Address, req)
+	if err == nil && !startedNow(resp, gen) {
+		// The agent answered with an instance of this generation that is
+		// no longer up (a generation it ran before): not a start.
+		err = fmt.Errorf("the agent reports generation %d %s", resp.Generation, resp.State)
+	}
 	if err == nil {
 		e.mu.Lock()
 		delete(e.failedOn, w.ID)
@@ -730,6 +754,30 @@ func (e *Engine) pruneFailedOn(waiting []work) {
 			delete(e.failedOn, id)
 		}
 	}
+}
+
+// nextGeneration is the generation of w's next placement: above every one
+// placed before, its abandoned moves' included, so that no agent is ever
+// asked twice for one generation.
+func nextGeneration(w *api.Workload) uint64 {
+	g := w.Generation
+	for _, p := range w.History {
+		g = max(g, p.Generation)
+	}
+	return g + 1
+}
+
+// startedNow reports whether a start answer is an instance of gen up now
+// (an agent older than these fields answers none of them).
+func startedNow(r api.StartResponse, gen uint64) bool {
+	if r.Generation != 0 && r.Generation != gen {
+		return false
+	}
+	switch r.State {
+	case "", api.InstanceRunning, api.InstanceRestarting:
+		return true
+	}
+	return false
 }
 
 // laterOf returns the later of two times.

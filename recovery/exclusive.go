@@ -126,8 +126,9 @@ func (e *Engine) stopWake() {
 }
 
 // InstanceGone reports whether the instance of stopped workload w is surely
-// no longer running: its node is gone, its latest report (after the stop)
-// shows it ended or absent, or the node's lease has lapsed since.
+// no longer running: it was never placed, its node's latest report (after
+// the stop) shows it ended or absent, or the node's lease has lapsed since
+// its node was last heard.
 func (e *Engine) InstanceGone(w *api.Workload) bool {
 	if w.Node == "" {
 		return true
