@@ -64,11 +64,12 @@ func TestBenchBoundedState(t *testing.T) {
 	submitted := time.Since(start)
 	full := measureState(t, tc, ld.http, pid)
 
-	// Stop every one, 64 at a time.
+	// Stop every one, 32 at a time.
 	start = time.Now()
 	var next atomic.Int64
 	var failed, retried atomic.Int64
-	for range 64 {
+	var lastErr atomic.Value
+	for range 32 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -81,11 +82,13 @@ func TestBenchBoundedState(t *testing.T) {
 				// that is briefly busy (503, or 502 outcome unknown): a stop
 				// is idempotent, so retry it a few times.
 				ok := false
-				for attempt := 0; attempt < 5 && !ok; attempt++ {
-					code, _, err := tc.c.call("DELETE", ld.http, "/workloads/"+ids[i], nil)
+				for attempt := 0; attempt < 20 && !ok; attempt++ {
+					code, b, err := tc.c.call("DELETE", ld.http, "/workloads/"+ids[i], nil)
 					ok = err == nil && code == http.StatusOK
 					if !ok {
 						retried.Add(1)
+						lastErr.Store(fmt.Sprintf("%d %s %v", code, b, err))
+						time.Sleep(100 * time.Millisecond)
 					}
 				}
 				if !ok {
@@ -97,10 +100,10 @@ func TestBenchBoundedState(t *testing.T) {
 	wg.Wait()
 	stopped := time.Since(start)
 	if f := failed.Load(); f > 0 {
-		t.Fatalf("%d stops failed 5 times", f)
+		t.Fatalf("%d stops failed 20 times; the last error: %v", f, lastErr.Load())
 	}
 	if r := retried.Load(); r > 0 {
-		t.Logf("%d stops were retried", r)
+		t.Logf("%d stops were retried (the last error: %v)", r, lastErr.Load())
 	}
 	before := measureState(t, tc, ld.http, pid)
 
