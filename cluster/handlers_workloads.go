@@ -225,10 +225,13 @@ func (r *Replica) handleStopWorkload(w http.ResponseWriter, req *http.Request, p
 		writeApplyError(w, err)
 		return
 	}
-	// What it held on its node is free now: workloads waiting for room
-	// may be placed.
-	r.kickPlacement()
 	wl, ok := r.workload(id)
+	// What it held on its node is free now: workloads waiting for room
+	// may be placed. (A workload without resources frees none: no pass,
+	// which with many workloads waiting would cost each stop a scan.)
+	if ok && wl.Spec.Resources != nil {
+		r.kickPlacement()
+	}
 	if ok && wl.Node != "" {
 		if err := r.stopOnAgent(req.Context(), wl); err != nil {
 			r.log.Warn("stopping workload on its agent failed; reconciliation will retry", "workload", id, "node", wl.Node, "error", err)
