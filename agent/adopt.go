@@ -110,7 +110,10 @@ func (s *supervisor) Detach(ctx context.Context, grace time.Duration) error {
 		errs = append(errs, errors.New("the workloads were not all handed over before the shutdown timeout"))
 	}
 	s.persistRestarting(grace)
-	s.guard.close(ctx)
+	// The guard ends at once, killing nothing (restarting); it is reaped
+	// in the background, the agent does not wait for it to leave.
+	gctx, gcancel := context.WithTimeout(context.Background(), monitorGoneTimeout)
+	go func() { defer gcancel(); s.guard.close(gctx) }()
 	_ = s.devNull.Close()
 	return errors.Join(errs...)
 }

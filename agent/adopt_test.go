@@ -1,0 +1,345 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/micro-orchestrator/mo/api"
+)
+
+// These tests leave an agent for a restart in the test process
+// (agent.detach, what SIGTERM does with --restart-grace) and build the next
+// one on the same data dir; restart_binary_test.go does it with real agent
+// processes and signals.
+
+// detach leaves ta for a restart with grace.
+func (ta *testAgent) detach(grace time.Duration) {
+	ta.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := ta.agent.detach(ctx, grace); err != nil {
+		ta.t.Fatalf("detach: %v", err)
+	}
+}
+
+// tickScript prints numbered lines, 100 a second, for ever.
+const tickScript = `i=0; while :; do echo "tick $i"; i=$((i+1)); sleep 0.01; done`
+
+// ticks returns the numbers of the tick lines in out, and complains about
+// any gap.
+func ticks(t *testing.T, out string) []int {
+	t.Helper()
+	var got []int
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "tick "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("bad line %q", sc.Text())
+			}
+			if len(got) > 0 && n != got[len(got)-1]+1 {
+				t.Errorf("output lost: tick %d follows tick %d", n, got[len(got)-1])
+			}
+			got = append(got, n)
+		}
+	}
+	return got
+}
+
+// cleanupPID kills pid's group when the test ends (a workload left by an
+// agent that the test left for a restart).
+func cleanupPID(t *testing.T, pid int) {
+	t.Cleanup(func() { killGroup(t, pid); reapGroup(pid, 5*time.Second) })
+}
+
+// The workloads of an agent that leaves for a restart keep running, their
+// output is kept while no agent runs, and the next agent adopts them as
+// they were: same pid, generation, started_at, ports, output; it stops them.
+func TestRestartedAgentAdoptsItsWorkloads(t *testing.T) {
+	dir := t.TempDir()
+	a := newTestAgent(t, withDataDir(dir))
+	tick := a.mustStart(sh("tick", tickScript, 3, 2))
+	cleanupPID(t, tick.PID)
+	srvReq := httpServer(t, "srv", api.Spec{})
+	srvReq.Term = 2
+	srv := a.mustStart(srvReq)
+	cleanupPID(t, srv.PID)
+	waitFor(t, 5*time.Second, "some ticks", func() bool { return len(ticks(t, a.logs("tick"))) > 5 })
+	before, _ := a.instance("tick")
+	srvBefore, _ := a.instance("srv")
+
+	a.detach(5 * time.Second)
+	if !running(tick.PID) || !running(srv.PID) {
+		t.Fatal("a workload did not survive its agent's restart")
+	}
+	spool := filepath.Join(dir, "workloads", "tick", spoolName)
+	waitFor(t, 5*time.Second, "output spooled while no agent runs", func() bool {
+		fi, err := os.Stat(spool)
+		return err == nil && fi.Size() > 100
+	})
+
+	began := time.Now()
+	b := newTestAgent(t, withDataDir(dir))
+	t.Logf("the next agent started and adopted in %s", time.Since(began).Round(time.Millisecond))
+	after, ok := b.instance("tick")
+	if !ok || after.State != api.InstanceRunning || after.PID != before.PID || after.Generation != 3 || !after.StartedAt.Equal(before.StartedAt) {
+		t.Fatalf("adopted instance %+v, want it as it was: %+v", after, before)
+	}
+	srvAfter, _ := b.instance("srv")
+	if srvAfter.PID != srv.PID || srvAfter.Ports["http"] != srvBefore.Ports["http"] || srvAfter.Ports["http"] == 0 {
+		t.Fatalf("adopted server %+v, want its pid and port as before %+v", srvAfter, srvBefore)
+	}
+	if b.sup.cfg.ports.inUse() != 1 {
+		t.Errorf("the next agent holds %d ports, want the adopted one", b.sup.cfg.ports.inUse())
+	}
+	if _, err := os.Stat(spool); !os.IsNotExist(err) {
+		t.Errorf("the spool is still there after the adoption: %v", err)
+	}
+	last := ticks(t, b.logs("tick"))
+	waitFor(t, 5*time.Second, "new ticks through the next agent", func() bool {
+		n := ticks(t, b.logs("tick"))
+		return len(n) > len(last)+10
+	})
+	all := ticks(t, b.logs("tick"))
+	if all[0] != 0 {
+		t.Errorf("the output before the restart is gone: first tick %d", all[0])
+	}
+	if !strings.Contains(b.logs("tick"), "[agent: restarted; the workload kept running (pid "+strconv.Itoa(tick.PID)+")]") {
+		t.Error("no word of the restart in the output")
+	}
+	code, w, msg := b.stop("tick", 2, 3)
+	if code != http.StatusOK || w.State != api.InstanceStopped || w.ExitCode == nil || *w.ExitCode != 143 {
+		t.Fatalf("stop through the next agent: %d %+v %s", code, w, msg)
+	}
+	if groupExists(tick.PID) {
+		t.Fatal("the adopted workload's group outlived its stop")
+	}
+	if _, err := os.Stat(recordPath(filepath.Join(dir, "workloads", "tick"), 3)); !os.IsNotExist(err) {
+		t.Errorf("record left after the stop: %v", err)
+	}
+}
+
+// A workload that exits after its adoption is reported with its exit code;
+// one that exits while no agent runs is reported too, with the code its
+// monitor kept, and its restart policy applies.
+func TestExitsAroundARestartAreReported(t *testing.T) {
+	dir := t.TempDir()
+	a := newTestAgent(t, withDataDir(dir))
+	later := a.mustStart(sh("later", `while [ ! -e stop ]; do sleep 0.02; done; echo bye; exit 7`, 1, 1))
+	cleanupPID(t, later.PID)
+	away := sh("away", `echo "run $$"; while [ ! -e stop ]; do sleep 0.02; done; rm stop; exit 5`, 1, 1)
+	away.Spec = api.Spec{Restart: &api.RestartPolicy{Attempts: 2, Delay: dur(50 * time.Millisecond)}}
+	first := a.mustStart(away)
+	cleanupPID(t, first.PID)
+
+	a.detach(10 * time.Second)
+	touch(t, filepath.Join(dir, "workloads", "away", "stop"))
+	waitFor(t, 5*time.Second, "the workload to exit while no agent runs", func() bool { return !running(first.PID) })
+
+	b := newTestAgent(t, withDataDir(dir))
+	w := b.waitUntil("away", 10*time.Second, "restarted in place", func(w api.AgentWorkload) bool {
+		return w.State == api.InstanceRunning && w.PID != first.PID && w.Restarts == 1
+	})
+	cleanupPID(t, w.PID)
+	if !strings.Contains(b.logs("away"), "[agent: restart 1 of 2 in 50ms: exited with code 5]") {
+		t.Errorf("the exit while no agent ran is not in the output:\n%s", b.logs("away"))
+	}
+	touch(t, filepath.Join(dir, "workloads", "later", "stop"))
+	w = b.waitState("later", api.InstanceExited)
+	if w.ExitCode == nil || *w.ExitCode != 7 || w.PID != later.PID {
+		t.Fatalf("exit after the adoption: %+v, want code 7", w)
+	}
+	if !strings.Contains(b.logs("later"), "bye\n") {
+		t.Errorf("the last output is missing:\n%s", b.logs("later"))
+	}
+}
+
+func touch(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// No agent within the grace: the monitor kills the workload and its
+// background children, and records why.
+func TestNoAgentWithinTheGraceKillsTheWorkload(t *testing.T) {
+	dir := t.TempDir()
+	a := newTestAgent(t, withDataDir(dir))
+	w := a.mustStart(sh("w", "sleep 600 & sleep 600", 1, 1))
+	cleanupPID(t, w.PID)
+	waitFor(t, 5*time.Second, "the group to form", func() bool { return len(groupMembers(w.PID)) >= 3 })
+	members := groupMembers(w.PID)
+	grace := 2 * time.Second
+	left := time.Now()
+	a.detach(grace)
+	if !running(w.PID) {
+		t.Fatal("the workload did not outlive its agent")
+	}
+	waitFor(t, 10*time.Second, "the workload killed after the grace", func() bool {
+		for _, pid := range members {
+			if running(pid) {
+				return false
+			}
+		}
+		return true
+	})
+	if took := time.Since(left); took < grace {
+		t.Fatalf("killed after %s, before the grace %s", took, grace)
+	}
+	var ex exitRecord
+	waitFor(t, 5*time.Second, "the exit record", func() bool {
+		data, err := os.ReadFile(exitPath(filepath.Join(dir, "workloads", "w"), 1))
+		return err == nil && json.Unmarshal(data, &ex) == nil
+	})
+	if ex.Cause != causeGraceExpired || ex.Code == nil || *ex.Code != 137 {
+		t.Errorf("exit record %+v, want the grace named", ex)
+	}
+	// The next agent, come too late, starts empty.
+	b := newTestAgent(t, withDataDir(dir))
+	if n := len(b.status().Workloads); n != 0 {
+		t.Errorf("the late agent shows %d workloads", n)
+	}
+}
+
+// A monitor whose agent goes away without announcing a restart kills its
+// workload at once, background children included: what SIGKILL of the agent
+// does (restart_binary_test.go does it for real).
+func TestMonitorKillsItsWorkloadWhenTheAgentDies(t *testing.T) {
+	ta := newTestAgent(t)
+	resp := ta.mustStart(sh("w", "sleep 600 & sleep 600", 1, 1))
+	cleanupPID(t, resp.PID)
+	waitFor(t, 5*time.Second, "the group to form", func() bool { return len(groupMembers(resp.PID)) >= 3 })
+	members := groupMembers(resp.PID)
+	in, _, _ := ta.sup.get("w")
+	in.mon.close()
+	var ex exitRecord
+	waitFor(t, 5*time.Second, "the monitor's exit record", func() bool {
+		data, err := os.ReadFile(exitPath(in.dir, 1))
+		return err == nil && json.Unmarshal(data, &ex) == nil
+	})
+	if ex.Cause != causeAgentDied || ex.Code == nil || *ex.Code != 137 || !ex.GroupGone {
+		t.Errorf("exit record %+v, want the workload killed for its agent's death", ex)
+	}
+	for _, pid := range members {
+		if running(pid) {
+			t.Errorf("process %d of the workload outlived its agent", pid)
+		}
+	}
+	ta.waitUntil("w", 5*time.Second, "to end", func(w api.AgentWorkload) bool { return w.State != api.InstanceRunning })
+}
+
+// Records that do not match what runs are neither adopted nor acted on: a
+// monitor pid reused by another process, another boot.
+func TestMismatchedRecordsAreNotAdopted(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(rec *procRecord, decoy int, decoyStart uint64)
+	}{
+		{"pid reused", func(rec *procRecord, decoy int, decoyStart uint64) {
+			rec.MonitorPID, rec.MonitorStart = decoy, decoyStart+1
+			rec.PGID, rec.StartTime = decoy, decoyStart+1
+		}},
+		{"start time differs", func(rec *procRecord, _ int, _ uint64) { rec.MonitorStart++ }},
+		{"another boot", func(rec *procRecord, decoy int, decoyStart uint64) {
+			rec.BootID = "another-boot"
+			rec.MonitorPID, rec.MonitorStart = decoy, decoyStart
+			rec.PGID, rec.StartTime = decoy, decoyStart
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			decoyCmd := startGroup(t, "exec sleep 600")
+			decoy := decoyCmd.Process.Pid
+			st, err := readProcStat(decoy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			a := newTestAgent(t, withDataDir(dir))
+			w := a.mustStart(sh("w", "sleep 600", 1, 1))
+			cleanupPID(t, w.PID)
+			a.detach(2 * time.Second)
+			path := recordPath(filepath.Join(dir, "workloads", "w"), 1)
+			rec, err := readRecord(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.edit(&rec, decoy, st.startTime)
+			if err := writeRecord(path, rec); err != nil {
+				t.Fatal(err)
+			}
+			b := newTestAgent(t, withDataDir(dir))
+			if n := len(b.status().Workloads); n != 0 {
+				t.Fatalf("adopted %d workloads from a record that does not match", n)
+			}
+			if !running(decoy) {
+				t.Fatal("the process the record wrongly names was killed")
+			}
+			// The real workload is not left running as a stray: its monitor
+			// (or, with cgroups, the sweep of this agent's own cgroups) ends it.
+			waitFor(t, 10*time.Second, "the unadopted workload to end", func() bool { return !running(w.PID) })
+		})
+	}
+}
+
+// An instance waiting out its restart delay when the agent leaves is
+// restarted in place by the next agent, with its count.
+func TestPendingRestartGoesOnAfterARestart(t *testing.T) {
+	dir := t.TempDir()
+	a := newTestAgent(t, withDataDir(dir))
+	req := sh("flaky", `echo "run $$"; exit 3`, 1, 1)
+	req.Spec = api.Spec{Restart: &api.RestartPolicy{Attempts: 3, Delay: dur(time.Second)}}
+	a.mustStart(req)
+	a.waitUntil("flaky", 10*time.Second, "to wait for its restart", func(w api.AgentWorkload) bool { return w.State == api.InstanceRestarting })
+	a.detach(10 * time.Second)
+	b := newTestAgent(t, withDataDir(dir))
+	if w, _ := b.instance("flaky"); w.State != api.InstanceRestarting || w.Restarts != 1 {
+		t.Fatalf("after the restart: %+v, want restarting with one restart counted", w)
+	}
+	w := b.waitUntil("flaky", 20*time.Second, "to fail", func(w api.AgentWorkload) bool { return w.State == api.InstanceFailed })
+	if w.Restarts != 3 || !strings.Contains(w.Reason, "restarted 3 times") {
+		t.Fatalf("failed instance %+v", w)
+	}
+	if n := strings.Count(b.logs("flaky"), "run "); n != 4 {
+		t.Errorf("%d runs, want 4:\n%s", n, b.logs("flaky"))
+	}
+}
+
+// Health checks resume on an adopted instance, and an unhealthy one is
+// killed and restarted by the next agent.
+func TestHealthChecksResumeAfterARestart(t *testing.T) {
+	dir := t.TempDir()
+	a := newTestAgent(t, withDataDir(dir))
+	req := httpServer(t, "srv", api.Spec{
+		Check:   &api.Check{Type: api.CheckHTTP, Port: "http", Path: "/health", Interval: dur(100 * time.Millisecond), Timeout: dur(time.Second), Failures: 2, Grace: dur(100 * time.Millisecond)},
+		Restart: &api.RestartPolicy{Attempts: 1, Delay: dur(50 * time.Millisecond)},
+	})
+	first := a.mustStart(req)
+	cleanupPID(t, first.PID)
+	a.waitUntil("srv", 10*time.Second, "healthy", func(w api.AgentWorkload) bool { return w.Health == api.HealthHealthy })
+	a.detach(10 * time.Second)
+	b := newTestAgent(t, withDataDir(dir))
+	b.waitUntil("srv", 10*time.Second, "healthy again", func(w api.AgentWorkload) bool {
+		return w.Health == api.HealthHealthy && w.PID == first.PID
+	})
+	// Freeze it: the next agent's checks find it unhealthy and restart it.
+	if err := syscall.Kill(first.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	w := b.waitUntil("srv", 15*time.Second, "restarted", func(w api.AgentWorkload) bool {
+		return w.State == api.InstanceRunning && w.PID != first.PID
+	})
+	cleanupPID(t, w.PID)
+	if w.Restarts != 1 || !strings.Contains(b.logs("srv"), "unhealthy") {
+		t.Fatalf("after the unhealthy run: %+v\n%s", w, b.logs("srv"))
+	}
+}
