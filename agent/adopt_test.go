@@ -343,3 +343,126 @@ func TestHealthChecksResumeAfterARestart(t *testing.T) {
 		t.Fatalf("after the unhealthy run: %+v\n%s", w, b.logs("srv"))
 	}
 }
+
+// A framed follow of an agent that leaves for a restart ends without an
+// End frame, and resumed on the next agent at its last position it gets the
+// output written meanwhile, nothing lost or repeated.
+func TestFollowResumesAcrossARestart(t *testing.T) {
+	dir := t.TempDir()
+	a := newTestAgent(t, withDataDir(dir))
+	tick := a.mustStart(sh("tick", tickScript, 1, 1))
+	cleanupPID(t, tick.PID)
+	follow := func(ta *testAgent, query string, stop func([]api.LogFrame) bool) []api.LogFrame {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, ta.url+"/workloads/tick/logs?follow=true&frames=true&"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got []api.LogFrame
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var f api.LogFrame
+			if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
+				t.Fatalf("frame %q: %v", sc.Text(), err)
+			}
+			got = append(got, f)
+			if stop != nil && stop(got) {
+				break
+			}
+		}
+		return got
+	}
+	var text []byte
+	streamed := make(chan []api.LogFrame, 1)
+	go func() { streamed <- follow(a, "tail=all", nil) }()
+	waitFor(t, 5*time.Second, "some ticks", func() bool { return len(ticks(t, a.logs("tick"))) > 10 })
+	a.detach(10 * time.Second)
+	var first []api.LogFrame
+	select {
+	case first = <-streamed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follow did not end when its agent left")
+	}
+	for _, f := range first {
+		if f.End {
+			t.Fatal("the follow said the output ended although the workload runs on")
+		}
+		text = append(text, f.Data...)
+	}
+	next := first[len(first)-1].Next
+	b := newTestAgent(t, withDataDir(dir))
+	second := follow(b, "since="+strconv.FormatInt(next, 10), func(fs []api.LogFrame) bool {
+		var n []byte
+		for _, f := range fs {
+			n = append(n, f.Data...)
+		}
+		return len(ticks(t, string(n))) > 30
+	})
+	for _, f := range second {
+		if f.Lost != 0 {
+			t.Errorf("frame %+v lost output", f)
+		}
+		text = append(text, f.Data...)
+	}
+	got := ticks(t, string(text)) // complains about any gap or repeat
+	if len(got) < 40 || got[0] != 0 {
+		t.Fatalf("followed ticks %d..%d (%d)", got[0], got[len(got)-1], len(got))
+	}
+}
+
+// Exclusive instances do not outlive their agent's restart (their lease
+// cannot be renewed meanwhile): they are stopped, and not adopted.
+func TestExclusiveInstancesAreStoppedAtARestart(t *testing.T) {
+	dir := t.TempDir()
+	a := newTestAgent(t, withDataDir(dir))
+	now := boottime()
+	a.agent.lease.recordSent(1, now)
+	a.agent.lease.renew(now+time.Minute, 1)
+	req := sh("solo", "sleep 600", 1, 1)
+	req.Exclusive, req.HeartbeatSeq = true, 1
+	solo := a.mustStart(req)
+	cleanupPID(t, solo.PID)
+	plain := a.mustStart(sh("plain", "sleep 600", 1, 1))
+	cleanupPID(t, plain.PID)
+	a.detach(10 * time.Second)
+	if groupExists(solo.PID) {
+		t.Fatal("an exclusive instance outlived its agent's restart")
+	}
+	if !running(plain.PID) {
+		t.Fatal("the plain instance did not outlive its agent's restart")
+	}
+	b := newTestAgent(t, withDataDir(dir))
+	if _, ok := b.instance("solo"); ok {
+		t.Error("the stopped exclusive instance was adopted")
+	}
+	if w, _ := b.instance("plain"); w.PID != plain.PID {
+		t.Errorf("plain after the restart: %+v", w)
+	}
+}
+
+// Restart after restart: the workload goes from agent to agent.
+func TestWorkloadsSurviveRestartsInARow(t *testing.T) {
+	dir := t.TempDir()
+	a := newTestAgent(t, withDataDir(dir))
+	tick := a.mustStart(sh("tick", tickScript, 1, 1))
+	cleanupPID(t, tick.PID)
+	prev := a
+	for i := range 3 {
+		n := len(ticks(t, prev.logs("tick")))
+		waitFor(t, 5*time.Second, "new ticks", func() bool { return len(ticks(t, prev.logs("tick"))) > n+5 })
+		prev.detach(5 * time.Second)
+		next := newTestAgent(t, withDataDir(dir))
+		if w, _ := next.instance("tick"); w.PID != tick.PID || w.State != api.InstanceRunning {
+			t.Fatalf("after restart %d: %+v", i+1, w)
+		}
+		prev = next
+	}
+	got := ticks(t, prev.logs("tick"))
+	if got[0] != 0 || strings.Count(prev.logs("tick"), "[agent: restarted;") != 3 {
+		t.Fatalf("output after 3 restarts:\n%s", prev.logs("tick"))
+	}
+}

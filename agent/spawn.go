@@ -213,6 +213,7 @@ func (s *supervisor) supervise(in *instance) {
 	defer s.wg.Done()
 	checks := s.startChecks(in)
 	ex := in.adoptedExit
+	detach := in.detach
 	for ex == nil {
 		select {
 		case msg, ok := <-in.mon.msgs:
@@ -222,7 +223,14 @@ func (s *supervisor) supervise(in *instance) {
 			if msg.Op == opExit && msg.Exit != nil {
 				ex = msg.Exit
 			}
-		case <-in.detach:
+		case <-detach:
+			s.mu.RLock()
+			stopping := in.stopping
+			s.mu.RUnlock()
+			if stopping {
+				detach = nil // a stop under way is seen to its end (Detach waits for it)
+				continue
+			}
 			checks.stop()
 			s.detachRun(in)
 			return
