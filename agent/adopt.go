@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -159,33 +160,29 @@ func (s *supervisor) detachRun(in *instance) {
 // persistRestarting records the instances waiting for a restart in place,
 // for the next agent to restart them.
 func (s *supervisor) persistRestarting(grace time.Duration) {
-	s.mu.Lock()
-	var recs []procRecord
-	var paths []string
+	var waiting []*instance
+	s.mu.RLock()
 	for _, sl := range s.slots {
-		in := sl.inst
-		if in == nil || in.state != api.InstanceRestarting || in.life == nil || in.life.over {
-			continue
+		if in := sl.inst; in != nil && in.state == api.InstanceRestarting && in.life != nil && !in.life.over {
+			waiting = append(waiting, in)
 		}
-		s.mu.Unlock()
+	}
+	s.mu.RUnlock()
+	for _, in := range waiting {
 		rec := s.recordOf(in)
-		s.mu.Lock()
+		s.mu.RLock()
 		rec.MonitorPID, rec.MonitorStart = 0, 0
 		rec.State = stateRecordRestarting
 		rec.AdoptBy = boottime() + grace
 		rec.RestartAt = in.life.restartAt
 		rec.Reason = in.reason
 		rec.ExitCode = in.exitCode
+		s.mu.RUnlock()
 		if in.out != nil {
 			st := in.out.state()
 			rec.Log = &st
 		}
-		recs = append(recs, rec)
-		paths = append(paths, recordPath(in.dir, in.gen))
-	}
-	s.mu.Unlock()
-	for i, rec := range recs {
-		if err := writeRecord(paths[i], rec); err != nil {
+		if err := writeRecord(recordPath(in.dir, in.gen), rec); err != nil {
 			s.log.Error("cannot record a workload waiting to restart for the next agent", "id", rec.ID, "error", err)
 		} else {
 			s.log.Info("workload waiting to restart left for the next agent", "id", rec.ID, "generation", rec.Generation)
@@ -346,6 +343,14 @@ func (s *supervisor) adopt(rec procRecord, dir string) error {
 			in.cg = g
 		} else {
 			s.log.Warn("cannot find the adopted workload's cgroup", "id", rec.ID, "cgroup", rec.Cgroup, "error", err)
+		}
+	}
+	if in.cg != nil && rec.State == stateRecordRunning && hello.Exit == nil {
+		if pids, err := in.cg.Pids(); err != nil || !slices.Contains(pids, rec.PGID) {
+			_ = pr.Close()
+			link.close()
+			_ = out.Close()
+			return fmt.Errorf("its workload (pid %d) is not in its cgroup %s", rec.PGID, rec.Cgroup)
 		}
 	}
 	if s.cfg.ports != nil {
