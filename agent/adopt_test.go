@@ -55,10 +55,36 @@ func ticks(t *testing.T, out string) []int {
 	return got
 }
 
-// cleanupPID kills pid's group when the test ends (a workload left by an
-// agent that the test left for a restart).
+// cleanupPID kills pid's group and its monitor when the test ends (a
+// workload left by an agent that the test left for a restart).
 func cleanupPID(t *testing.T, pid int) {
-	t.Cleanup(func() { killGroup(t, pid); reapGroup(pid, 5*time.Second) })
+	kill := monitorKiller(pid)
+	t.Cleanup(func() {
+		killGroup(t, pid)
+		reapGroup(pid, 5*time.Second)
+		kill()
+	})
+}
+
+// monitorKiller returns a func that kills and reaps the monitor of
+// workload pid, as it is now (by pid, if its start time still matches), for
+// a test's cleanup: a monitor left for a restart waits out its grace.
+func monitorKiller(pid int) func() {
+	st, err := readProcStat(pid)
+	if err != nil || !isMonitorProc(st.ppid) {
+		return func() {}
+	}
+	mon := st.ppid
+	mst, err := readProcStat(mon)
+	if err != nil {
+		return func() {}
+	}
+	return func() {
+		if cur, err := readProcStat(mon); err == nil && cur.startTime == mst.startTime && cur.state != 'Z' {
+			_ = syscall.Kill(mon, syscall.SIGKILL)
+		}
+		reapOurs(mon, false, 5*time.Second)
+	}
 }
 
 // The workloads of an agent that leaves for a restart keep running, their
@@ -464,5 +490,44 @@ func TestWorkloadsSurviveRestartsInARow(t *testing.T) {
 	got := ticks(t, prev.logs("tick"))
 	if got[0] != 0 || strings.Count(prev.logs("tick"), "[agent: restarted;") != 3 {
 		t.Fatalf("output after 3 restarts:\n%s", prev.logs("tick"))
+	}
+}
+
+// An adopted instance that ignores SIGTERM is killed after the stop grace,
+// with the process that left its group (cgroup, or tag without cgroups).
+func TestAdoptedInstanceIsKilledAfterTheStopGrace(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		off  string
+	}{{"cgroups", ""}, {"no-cgroups", "forced off by the test"}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			opts := []testOption{withDataDir(dir), withGrace(300 * time.Millisecond), func(_ *Config, o *agentOptions) { o.cgroupsOff = c.off }}
+			a := newTestAgent(t, opts...)
+			m := marker(9)
+			t.Cleanup(func() { killWithArg(m) })
+			resp := a.mustStart(sh("stubborn", `trap "" TERM; setsid sh -c "trap '' TERM; exec sleep `+m+`" & while :; do sleep 0.05; done`, 1, 1))
+			cleanupPID(t, resp.PID)
+			waitFor(t, 5*time.Second, "the escaped sleep", func() bool { return len(withArg(m)) == 1 })
+			a.detach(10 * time.Second)
+			b := newTestAgent(t, opts...)
+			began := time.Now()
+			code, w, msg := b.stop("stubborn", 1, 1)
+			if code != http.StatusOK || w.State != api.InstanceStopped || w.ExitCode == nil || *w.ExitCode != 137 {
+				t.Fatalf("stop of the adopted instance: %d %+v %s", code, w, msg)
+			}
+			if took := time.Since(began); took < 300*time.Millisecond {
+				t.Errorf("killed after %s, before the stop grace", took)
+			}
+			if groupExists(resp.PID) {
+				t.Error("the group outlived the stop")
+			}
+			waitFor(t, 5*time.Second, "the escaped process killed", func() bool {
+				for _, pid := range withArg(m) {
+					reapIfChild(pid)
+				}
+				return len(withArg(m)) == 0
+			})
+		})
 	}
 }

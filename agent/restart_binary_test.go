@@ -132,10 +132,11 @@ func (p *agentProc) startWorkload(t *testing.T, token string, req api.StartReque
 		t.Fatal(err)
 	}
 	monitor = st.ppid
+	kill := monitorKiller(pid)
 	t.Cleanup(func() {
 		killGroup(t, pid)
 		reapGroup(pid, 2*time.Second)
-		reapOurs(monitor, false, 5*time.Second)
+		kill()
 	})
 	return pid, monitor
 }
