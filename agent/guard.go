@@ -285,7 +285,7 @@ func startGuard(nullFd uintptr, runID string, cg *cgroup.Manager, log hclog.Logg
 	}
 	pid, err := syscall.ForkExec(exe, append([]string{"mo-agent-guard", runID}, guardArgs(cg)...), &syscall.ProcAttr{
 		Dir:   "/",
-		Env:   []string{GuardEnv + "=1", "PATH=/usr/bin:/bin", "LC_ALL=C", "GOMAXPROCS=1"},
+		Env:   append([]string{GuardEnv + "=1", "PATH=/usr/bin:/bin", "LC_ALL=C", "GOMAXPROCS=1"}, runtimeEnv()...),
 		Files: []uintptr{pr.Fd(), nullFd, nullFd},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})

@@ -144,7 +144,17 @@ func reapOurs(pid int, child bool, timeout time.Duration) {
 // monitorEnv is the monitor's own environment; the workload's travels in
 // its spec.
 func monitorEnv() []string {
-	return []string{MonitorEnv + "=1", "PATH=/usr/bin:/bin", "LC_ALL=C", "GOMAXPROCS=1"}
+	return append([]string{MonitorEnv + "=1", "PATH=/usr/bin:/bin", "LC_ALL=C", "GOMAXPROCS=1"}, runtimeEnv()...)
+}
+
+// runtimeEnv passes the agent's race detector options (GORACE, only read by
+// a binary built with -race) on to the processes it starts from its own
+// binary.
+func runtimeEnv() []string {
+	if v, ok := os.LookupEnv("GORACE"); ok {
+		return []string{"GORACE=" + v}
+	}
+	return nil
 }
 
 // startMonitor starts the monitor of run in (the caller holds forkMu
