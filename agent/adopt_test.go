@@ -238,30 +238,56 @@ func TestNoAgentWithinTheGraceKillsTheWorkload(t *testing.T) {
 }
 
 // A monitor whose agent goes away without announcing a restart kills its
-// workload at once, background children included: what SIGKILL of the agent
-// does (restart_binary_test.go does it for real).
+// workload at once, background children included (its cgroup, or its tag):
+// what SIGKILL of the agent does (restart_binary_test.go does it for real).
+// The monitor is started alone here, with nobody else to kill anything.
 func TestMonitorKillsItsWorkloadWhenTheAgentDies(t *testing.T) {
 	ta := newTestAgent(t)
-	resp := ta.mustStart(sh("w", "sleep 600 & sleep 600", 1, 1))
-	cleanupPID(t, resp.PID)
-	waitFor(t, 5*time.Second, "the group to form", func() bool { return len(groupMembers(resp.PID)) >= 3 })
-	members := groupMembers(resp.PID)
-	in, _, _ := ta.sup.get("w")
-	in.mon.close()
-	var ex exitRecord
-	waitFor(t, 5*time.Second, "the monitor's exit record", func() bool {
-		data, err := os.ReadFile(exitPath(in.dir, 1))
-		return err == nil && json.Unmarshal(data, &ex) == nil
-	})
-	if ex.Cause != causeAgentDied || ex.Code == nil || *ex.Code != 137 || !ex.GroupGone {
-		t.Errorf("exit record %+v, want the workload killed for its agent's death", ex)
-	}
-	for _, pid := range members {
-		if running(pid) {
-			t.Errorf("process %d of the workload outlived its agent", pid)
+	for _, withCgroup := range []bool{false, true} {
+		if withCgroup && ta.cgroups == nil {
+			continue
 		}
+		dir := t.TempDir()
+		in := &instance{id: "w", gen: 1, dir: dir}
+		tag := instanceEnv + "=test" + strconv.Itoa(os.Getpid()) + ":w:1"
+		m := marker(10)
+		t.Cleanup(func() { killWithArg(m) })
+		path, err := resolveCommand("sh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := monitorSpec{Version: monitorVersion, ID: "w", Gen: 1, Path: path,
+			Argv: []string{"sh", "-c", `setsid sh -c "exec sleep ` + m + `" & sleep 600`},
+			Env:  []string{"PATH=" + os.Getenv("PATH"), tag}, Tag: tag, Socket: socketName(1), LogMax: 1 << 20, BootID: readBootID()}
+		if withCgroup {
+			if err := ta.sup.createCgroup(in, nil); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ta.sup.dropCgroup(in) })
+			spec.Cgroup = ta.sup.monitorCgroup(in)
+		}
+		link, started, pr, err := ta.sup.startMonitor(in, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = pr.Close(); killGroup(t, started.PID); reapOurs(link.pid, true, 5*time.Second) })
+		waitFor(t, 5*time.Second, "the escaped sleep", func() bool { return len(withArg(m)) == 1 })
+		escaped := withArg(m)[0]
+		link.close() // the agent's end of the connection, as its death closes it
+		var ex exitRecord
+		waitFor(t, 5*time.Second, "the monitor's exit record", func() bool {
+			data, err := os.ReadFile(exitPath(dir, 1))
+			return err == nil && json.Unmarshal(data, &ex) == nil
+		})
+		if ex.Cause != causeAgentDied || ex.Code == nil || *ex.Code != 137 || !ex.GroupGone || ex.PID != started.PID {
+			t.Errorf("cgroup %t: exit record %+v, want the workload killed for its agent's death", withCgroup, ex)
+		}
+		waitFor(t, 5*time.Second, "the escaped process killed", func() bool { return !running(escaped) })
+		waitFor(t, 5*time.Second, "the monitor gone", func() bool {
+			st, err := readProcStat(link.pid)
+			return err != nil || st.state == 'Z'
+		})
 	}
-	ta.waitUntil("w", 5*time.Second, "to end", func(w api.AgentWorkload) bool { return w.State != api.InstanceRunning })
 }
 
 // Records that do not match what runs are neither adopted nor acted on: a
