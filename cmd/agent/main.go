@@ -69,10 +69,10 @@ Environment:
                     agent's own user, or as root, can still find it.
 
 Signals: SIGTERM or SIGINT shuts down as above. A second one while the node
-drains exits at once, keeping the workloads for the next agent (as without
---drain-on-shutdown); while the workloads are being stopped it exits at once
-and they die with the agent; a third gets the default action. SIGHUP reloads
-the TLS files.
+drains exits at once, keeping the workloads for the next agent as a plain
+SIGTERM does (with --restart-grace 0 they die with the agent); a second one
+while the workloads are being stopped exits at once, and they die with the
+agent; a third gets the default action. SIGHUP reloads the TLS files.
 
 A supervisor such as systemd must signal the agent's main process only (for
 systemd: KillMode=process), or it kills the workloads itself.
