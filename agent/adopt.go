@@ -23,8 +23,9 @@ import (
 // stops reading its output (its monitor spools it from then on), rewrites its
 // record with until when it may be adopted and where its output.log stands,
 // and tells its monitor to wait for a new agent; an instance waiting for its
-// restart in place is recorded as such. The guard is told not to kill
-// anything when the agent's pipe closes.
+// restart in place is recorded as such, and so is an ended one (the leader
+// may not have seen its end yet). The guard is told not to kill anything
+// when the agent's pipe closes.
 //
 // Adopting: a record is adopted only if it was left for a restart, its
 // deadline has not passed, it comes from this boot and speaks a known
@@ -41,6 +42,7 @@ import (
 const (
 	stateRecordRunning    = "running"
 	stateRecordRestarting = "restarting"
+	stateRecordEnded      = "ended"
 )
 
 // detachAckTimeout bounds the wait for a monitor to take over a run.
@@ -110,7 +112,7 @@ func (s *supervisor) Detach(ctx context.Context, grace time.Duration) error {
 	case <-ctx.Done():
 		errs = append(errs, errors.New("the workloads were not all handed over before the shutdown timeout"))
 	}
-	s.persistRestarting(grace)
+	s.persistIdle(grace)
 	// The guard ends at once, killing nothing (restarting); it is reaped
 	// in the background, the agent does not wait for it to leave.
 	gctx, gcancel := context.WithTimeout(context.Background(), monitorGoneTimeout)
@@ -157,34 +159,52 @@ func (s *supervisor) detachRun(in *instance) {
 	s.log.Info("workload left running for the next agent", "id", in.id, "generation", in.gen, "pid", in.pid)
 }
 
-// persistRestarting records the instances waiting for a restart in place,
-// for the next agent to restart them.
-func (s *supervisor) persistRestarting(grace time.Duration) {
-	var waiting []*instance
-	s.mu.RLock()
+// persistIdle records the instances without a process: those waiting for a
+// restart in place, for the next agent to restart them, and those that have
+// ended, for it to show them as they were (the leader may not have seen
+// their end yet). An exclusive one waiting to restart is not handed over:
+// its lease does not outlive the agent.
+func (s *supervisor) persistIdle(grace time.Duration) {
+	var idle []*instance
+	s.mu.Lock()
 	for _, sl := range s.slots {
-		if in := sl.inst; in != nil && in.state == api.InstanceRestarting && in.life != nil && !in.life.over {
-			waiting = append(waiting, in)
+		in := sl.inst
+		switch {
+		case in == nil || in.life == nil:
+		case in.state == api.InstanceRestarting && in.exclusive:
+			s.cancelRestartLocked(in, "the agent is restarting, and the lease of an exclusive workload does not outlive it")
+		case in.state == api.InstanceRestarting && !in.life.over:
+			idle = append(idle, in)
+		case !in.live():
+			idle = append(idle, in)
 		}
 	}
-	s.mu.RUnlock()
-	for _, in := range waiting {
+	s.mu.Unlock()
+	for _, in := range idle {
 		rec := s.recordOf(in)
 		s.mu.RLock()
 		rec.MonitorPID, rec.MonitorStart = 0, 0
-		rec.State = stateRecordRestarting
 		rec.AdoptBy = boottime() + grace
-		rec.RestartAt = in.life.restartAt
 		rec.Reason = in.reason
 		rec.ExitCode = in.exitCode
+		if in.state == api.InstanceRestarting {
+			rec.State = stateRecordRestarting
+			rec.RestartAt = in.life.restartAt
+		} else {
+			rec.State = stateRecordEnded
+			rec.EndState, rec.Error, rec.ExitedAt = in.state, in.errMsg, in.exitedAt
+		}
 		s.mu.RUnlock()
 		if in.out != nil {
 			st := in.out.state()
 			rec.Log = &st
 		}
+		if err := ensureDir(in.dir); err != nil {
+			continue
+		}
 		if err := writeRecord(recordPath(in.dir, in.gen), rec); err != nil {
-			s.log.Error("cannot record a workload waiting to restart for the next agent", "id", rec.ID, "error", err)
-		} else {
+			s.log.Error("cannot record a workload for the next agent", "id", rec.ID, "state", rec.State, "error", err)
+		} else if rec.State == stateRecordRestarting {
 			s.log.Info("workload waiting to restart left for the next agent", "id", rec.ID, "generation", rec.Generation)
 		}
 	}
@@ -244,7 +264,7 @@ func (s *supervisor) adoptable(rec procRecord, path string) string {
 		return "its restart grace has passed"
 	case rec.Request == nil || rec.Request.ID != rec.ID || filepath.Base(filepath.Dir(path)) != rec.ID || validWorkloadID(rec.ID) != nil:
 		return "incomplete record"
-	case rec.State != stateRecordRunning && rec.State != stateRecordRestarting:
+	case rec.State != stateRecordRunning && rec.State != stateRecordRestarting && rec.State != stateRecordEnded:
 		return fmt.Sprintf("unknown state %q", rec.State)
 	case rec.Request.Generation != rec.Generation || recordPath(filepath.Dir(path), rec.Generation) != path:
 		return "the record's generation does not match"
@@ -338,7 +358,7 @@ func (s *supervisor) adopt(rec procRecord, dir string) error {
 		}
 		_ = os.Remove(spool)
 	}
-	if rec.Cgroup != "" && s.cfg.cgroups != nil {
+	if rec.Cgroup != "" && s.cfg.cgroups != nil && rec.State == stateRecordRunning {
 		if g, err := s.cfg.cgroups.Load(rec.Cgroup); err == nil {
 			in.cg = g
 		} else {
@@ -353,11 +373,25 @@ func (s *supervisor) adopt(rec procRecord, dir string) error {
 			return fmt.Errorf("its workload (pid %d) is not in its cgroup %s", rec.PGID, rec.Cgroup)
 		}
 	}
+	sl := &slot{inst: in}
+	if rec.State == stateRecordEnded {
+		// Shown as it was; nothing runs, nothing is held.
+		in.state, in.errMsg, in.exitedAt = rec.EndState, rec.Error, rec.ExitedAt
+		lf.over = true
+		close(lf.cancel)
+		lf.ports = nil
+		_ = out.Close()
+		close(in.done)
+		s.mu.Lock()
+		s.slots[in.id] = sl
+		s.notifyLocked()
+		s.mu.Unlock()
+		_ = os.Remove(recordPath(dir, in.gen))
+		return nil
+	}
 	if s.cfg.ports != nil {
 		s.cfg.ports.claim(lf.ports)
 	}
-
-	sl := &slot{inst: in}
 	if rec.State == stateRecordRestarting {
 		in.state = api.InstanceRestarting
 		s.noteOutput(in, "[agent: restarted; the workload's restart in place goes on]")

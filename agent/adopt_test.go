@@ -467,7 +467,8 @@ func TestFollowResumesAcrossARestart(t *testing.T) {
 }
 
 // Exclusive instances do not outlive their agent's restart (their lease
-// cannot be renewed meanwhile): they are stopped, and not adopted.
+// cannot be renewed meanwhile): they are stopped, and the next agent shows
+// them stopped.
 func TestExclusiveInstancesAreStoppedAtARestart(t *testing.T) {
 	dir := t.TempDir()
 	a := newTestAgent(t, withDataDir(dir))
@@ -488,8 +489,8 @@ func TestExclusiveInstancesAreStoppedAtARestart(t *testing.T) {
 		t.Fatal("the plain instance did not outlive its agent's restart")
 	}
 	b := newTestAgent(t, withDataDir(dir))
-	if _, ok := b.instance("solo"); ok {
-		t.Error("the stopped exclusive instance was adopted")
+	if w, _ := b.instance("solo"); w.State != api.InstanceStopped {
+		t.Errorf("the exclusive instance after the restart: %+v, want it shown stopped", w)
 	}
 	if w, _ := b.instance("plain"); w.PID != plain.PID {
 		t.Errorf("plain after the restart: %+v", w)
@@ -555,5 +556,40 @@ func TestAdoptedInstanceIsKilledAfterTheStopGrace(t *testing.T) {
 				return len(withArg(m)) == 0
 			})
 		})
+	}
+}
+
+// Instances that ended before the restart show in the next agent's
+// GET /status as they were: the leader may not have seen their end yet.
+func TestEndedInstancesShowAfterARestart(t *testing.T) {
+	dir := t.TempDir()
+	a := newTestAgent(t, withDataDir(dir))
+	batch := sh("batch", "echo done", 1, 1)
+	batch.Spec = api.Spec{Type: api.TypeBatch}
+	a.mustStart(batch)
+	a.waitState("batch", api.InstanceExited)
+	if code, _ := a.start(api.StartRequest{ID: "bad", Command: "/nonexistent/x", Generation: 2, Term: 1}); code != http.StatusUnprocessableEntity {
+		t.Fatalf("start of a missing command: %d", code)
+	}
+	before := a.status().Workloads
+	a.detach(10 * time.Second)
+	b := newTestAgent(t, withDataDir(dir))
+	after := b.status().Workloads
+	if len(after) != 2 {
+		t.Fatalf("after the restart: %+v, want the 2 ended instances", after)
+	}
+	for i, w := range before {
+		got := after[i]
+		if got.ID != w.ID || got.State != w.State || got.Generation != w.Generation || got.PID != w.PID || got.Error != w.Error ||
+			derefOr(got.ExitCode, -1) != derefOr(w.ExitCode, -1) || got.ExitedAt == nil || !got.ExitedAt.Equal(*w.ExitedAt) {
+			t.Errorf("%s after the restart: %+v, want %+v", w.ID, got, w)
+		}
+	}
+	if b.logs("batch") != "done\n" {
+		t.Errorf("output of the ended batch: %q", b.logs("batch"))
+	}
+	// The same generation is still answered from what it was.
+	if code, resp := b.start(batch); code != http.StatusOK || resp.State != api.InstanceExited {
+		t.Errorf("repeated start of the completed batch: %d %+v", code, resp)
 	}
 }

@@ -60,7 +60,9 @@
 //     finishes the stops under way, then hands every other run to its
 //     monitor, which spools the output meanwhile and waits up to the grace
 //     for a new agent; it kills the workload when none comes. Instances
-//     waiting for a restart in place are recorded as such.
+//     waiting for a restart in place are recorded as such (but exclusive
+//     ones, whose restart is called off), and so are ended ones, which the
+//     next agent shows in GET /status as they were.
 //   - On startup the agent adopts what the previous run left for it: only
 //     records left for a restart, within their grace, of this boot, of a
 //     known version, whose monitor is the recorded process (pid and start

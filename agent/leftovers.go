@@ -62,6 +62,11 @@ type procRecord struct {
 	Reason    string        `json:"reason,omitempty"`
 	ExitCode  *int          `json:"exit_code,omitempty"`
 	Log       *logState     `json:"log,omitempty"`
+	// For an instance that had ended (State ended): how, as GET /status
+	// showed it, so that the next agent shows it as well.
+	EndState string    `json:"end_state,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	ExitedAt time.Time `json:"exited_at,omitzero"`
 }
 
 // recordPath is where the record of generation gen of a workload lives.
@@ -146,7 +151,7 @@ func killLeftoverRecord(rec procRecord, bootID string, log hclog.Logger) (bool, 
 			_ = syscall.Kill(rec.MonitorPID, syscall.SIGKILL) // its workload's main process dies with it (Pdeathsig)
 		}
 	}
-	if rec.State == stateRecordRestarting {
+	if rec.State == stateRecordRestarting || rec.State == stateRecordEnded {
 		return false, nil // no process was running
 	}
 	if rec.PGID <= 1 {
