@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -39,6 +40,8 @@ type agent struct {
 	handler http.Handler
 	cgroups *cgroup.Manager // nil: no cgroups
 	unlock  func()
+
+	finished atomic.Bool // close or detach has begun
 }
 
 // agentOptions are knobs that Run sets one way and tests another.
@@ -78,14 +81,7 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 	}
 	workDir := filepath.Join(cfg.DataDir, "workloads")
 	bootID := readBootID()
-	if n := killLeftovers(workDir, bootID, log); n > 0 {
-		log.Warn("killed workloads left running by the previous run of this agent", "count", n)
-	}
-	if err := rotateWorkDir(workDir); err != nil {
-		return nil, fmt.Errorf("workloads dir: %w", err)
-	}
 	cg := openCgroups(cfg, opts.cgroupsOff, opts.cgroups, log)
-	killLeftoverGroups(cg, log)
 	defer func() {
 		if err != nil {
 			closeCgroups(cg, log)
@@ -112,6 +108,16 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 	if err != nil {
 		return nil, err
 	}
+	// What the previous run left: adopted if it was left for a restart and
+	// is still ours, killed otherwise (adopt.go, leftovers.go).
+	dirs, groups := sup.adoptPrevious()
+	killLeftoverGroups(cg, groups, log)
+	if err := rotateWorkDir(workDir, dirs); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		_ = sup.Shutdown(ctx)
+		cancel()
+		return nil, fmt.Errorf("workloads dir: %w", err)
+	}
 	ls.onRenew = sup.guard.setLease
 	return &agent{
 		cfg:     cfg,
@@ -128,15 +134,33 @@ func newAgent(cfg Config, log hclog.Logger, opts agentOptions) (a *agent, err er
 }
 
 // rotateWorkDir keeps the previous run's workloads dir as workloads.previous
-// (replacing an older one) and starts an empty workloads dir.
-func rotateWorkDir(workDir string) error {
+// (replacing an older one) and starts an empty workloads dir, but for the
+// dirs of adopted instances (keep), which stay where they are.
+func rotateWorkDir(workDir string, keep map[string]bool) error {
 	prev := workDir + ".previous"
 	if _, err := os.Stat(workDir); err == nil {
 		if err := os.RemoveAll(prev); err != nil {
 			return err
 		}
-		if err := os.Rename(workDir, prev); err != nil {
-			return err
+		if len(keep) == 0 {
+			if err := os.Rename(workDir, prev); err != nil {
+				return err
+			}
+		} else {
+			if err := ensureDir(prev); err != nil {
+				return err
+			}
+			entries, err := os.ReadDir(workDir)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				if !keep[e.Name()] {
+					if err := os.Rename(filepath.Join(workDir, e.Name()), filepath.Join(prev, e.Name())); err != nil {
+						return err
+					}
+				}
+			}
 		}
 	}
 	return ensureDir(workDir)
@@ -144,17 +168,95 @@ func rotateWorkDir(workDir string) error {
 
 // close stops every workload (bounded by ctx) and releases the data dir.
 func (a *agent) close(ctx context.Context) error {
+	if !a.finished.CompareAndSwap(false, true) {
+		return nil
+	}
 	err := a.sup.Shutdown(ctx)
 	closeCgroups(a.cgroups, a.log)
 	a.unlock()
 	return err
 }
 
+// detach leaves for a restart: the workloads keep running, for up to grace,
+// for the next agent on the data dir to adopt (adopt.go); the data dir is
+// released.
+func (a *agent) detach(ctx context.Context, grace time.Duration) error {
+	if !a.finished.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := a.sup.Detach(ctx, grace)
+	a.unlock()
+	return err
+}
+
+// shutdownMode is what a shutdown does with the workloads.
+type shutdownMode int
+
+const (
+	shutdownStop    shutdownMode = iota // stop them all
+	shutdownRestart                     // leave them for the next agent
+	shutdownNow                         // exit at once; they die with the agent
+)
+
+// drainFirst asks the schedulers to drain the node and waits until the
+// drain is over, and returns what the shutdown then does: stop what is
+// left, or, on Interrupt, leave at once.
+func (a *agent) drainFirst(client *http.Client) shutdownMode {
+	cfg, log := a.cfg, a.log
+	log.Info("draining the node before shutdown (--drain-on-shutdown): its workloads move to other nodes", "deadline", cfg.DrainDeadline)
+	via, err := requestDrain(client, cfg.Join, cfg.ID, cfg.DrainDeadline)
+	if err != nil {
+		log.Error("cannot ask the scheduler to drain this node; stopping its workloads instead", "error", oneLine(err))
+		return shutdownStop
+	}
+	log.Info("drain requested; waiting until the scheduler has moved the workloads (a second SIGTERM or SIGINT exits at once)", "via", via)
+	began := time.Now()
+	giveUp := time.NewTimer(cfg.DrainDeadline + drainWaitSlack)
+	defer giveUp.Stop()
+	tick := time.NewTicker(drainPollEvery)
+	defer tick.Stop()
+	var lastWarn time.Time
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*drainPollEvery)
+		draining, known, err := nodeDraining(ctx, client, cfg.Join, cfg.ID)
+		cancel()
+		switch {
+		case err != nil:
+			if time.Since(lastWarn) > 10*time.Second {
+				lastWarn = time.Now()
+				log.Warn("cannot read the drain's progress; still waiting", "error", oneLine(err))
+			}
+		case !known:
+			log.Warn("the scheduler does not show whether this node is draining; not waiting for the drain")
+			return shutdownStop
+		case !draining:
+			log.Info("drain finished; stopping what is left", "took", time.Since(began).Round(time.Millisecond))
+			return shutdownStop
+		}
+		select {
+		case <-cfg.Interrupt:
+			if cfg.RestartGrace > 0 {
+				log.Warn("second signal during the drain: exiting at once; the workloads keep running for the next agent", "restart_grace", cfg.RestartGrace)
+				return shutdownRestart
+			}
+			log.Warn("second signal during the drain: exiting at once; without --restart-grace the workloads die with the agent")
+			return shutdownNow
+		case <-giveUp.C:
+			log.Warn("the drain did not finish in time; stopping what is left", "waited", time.Since(began).Round(time.Second))
+			return shutdownStop
+		case <-tick.C:
+		}
+	}
+}
+
 // Run runs the agent until ctx is done: it serves the agent API on
 // cfg.Listen, registers with the schedulers of cfg.Join, samples CPU and
-// memory, and supervises workloads. Then it stops every workload (SIGTERM,
-// SIGKILL after cfg.StopGrace, all within cfg.ShutdownTimeout) and returns
-// nil, or the error that stopped it early.
+// memory, and supervises workloads. Then, with cfg.RestartGrace, it tells
+// the schedulers that the node is restarting and leaves the workloads
+// running for the next agent on the data dir; without, it stops every
+// workload (SIGTERM, SIGKILL after cfg.StopGrace, all within
+// cfg.ShutdownTimeout); with cfg.DrainOnShutdown it has the node drained
+// first. It returns nil, or the error that stopped it early.
 func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -240,6 +342,24 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 		runErr = fmt.Errorf("http server: %w", err)
 		log.Error("http server failed; shutting down", "error", err)
 	}
+	ctlClient := api.NewHTTPClient(cfg.Token, restartingTimeout, schedTLS)
+	mode := shutdownStop
+	if runErr == nil {
+		if cfg.RestartGrace > 0 {
+			mode = shutdownRestart
+		}
+		if cfg.DrainOnShutdown {
+			mode = a.drainFirst(ctlClient)
+		}
+	}
+	switch mode {
+	case shutdownNow:
+		log.Warn("exiting at once")
+		stopBG()
+		return nil
+	case shutdownRestart:
+		announceRestart(ctlClient, cfg.Join, cfg.ID, cfg.RestartGrace, log)
+	}
 	stopBG()
 
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -252,10 +372,23 @@ func Run(ctx context.Context, cfg Config, logger hclog.Logger) error {
 			_ = srv.Close()
 		}
 	})
-	if err := a.close(sctx); err != nil {
-		log.Error("shutdown incomplete", "error", err)
+	var cerr error
+	if mode == shutdownRestart {
+		cerr = a.detach(sctx, cfg.RestartGrace)
+	} else {
+		closed := make(chan error, 1)
+		go func() { closed <- a.close(sctx) }()
+		select {
+		case cerr = <-closed:
+		case <-cfg.Interrupt:
+			log.Warn("second signal: exiting at once; the workloads die with the agent")
+			return nil
+		}
+	}
+	if cerr != nil {
+		log.Error("shutdown incomplete", "error", cerr)
 		if runErr == nil {
-			runErr = err
+			runErr = cerr
 		}
 	}
 	swg.Wait()

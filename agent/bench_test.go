@@ -80,7 +80,7 @@ func TestIdleCPU(t *testing.T) {
 		}
 		window = time.Duration(n) * time.Second
 	}
-	p := startAgentProc(t, "--id", "idle", "--token", testToken)
+	p := startAgentProc(t, "--id", "idle", "--token", testToken, "--restart-grace", "0") // its SIGTERM at the end stops the workloads
 	p.waitReady(t, testToken)
 	for i := range 20 {
 		p.startSleep(t, testToken, "w"+strconv.Itoa(i))

@@ -208,7 +208,7 @@ func (s *supervisor) execProbe(ctx context.Context, in *instance, argv []string,
 	}
 	attr := &syscall.ProcAttr{
 		Dir:   in.dir,
-		Env:   append(slices.Clip(in.life.env), s.instanceTag(in)),
+		Env:   append(slices.Clip(in.life.env), in.tag),
 		Files: []uintptr{s.nullFd, s.nullFd, s.nullFd},
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}

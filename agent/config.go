@@ -20,6 +20,13 @@ const (
 	DefaultStopGrace      = 10 * time.Second
 	DefaultLogMaxBytes    = 10 << 20
 	DefaultSampleInterval = time.Second
+	// DefaultRestartGrace is the default of agent --restart-grace (a zero
+	// Config.RestartGrace means none: a shutdown stops every workload).
+	DefaultRestartGrace = 10 * time.Second
+	// DefaultDrainDeadline is the default of Config.DrainDeadline.
+	DefaultDrainDeadline = time.Hour
+	// MaxRestartGrace bounds Config.RestartGrace.
+	MaxRestartGrace = time.Hour
 )
 
 // MinLogMaxBytes is the smallest accepted per-workload output cap.
@@ -79,6 +86,26 @@ type Config struct {
 	// NoCgroups runs workloads without cgroups (no resource limits), as on
 	// a machine that has none.
 	NoCgroups bool
+	// RestartGrace, when positive, makes a shutdown (the end of Run's
+	// context) leave the workloads running for the next agent started on the
+	// same data dir, which adopts them if it comes within RestartGrace; each
+	// workload's monitor kills it otherwise. The agent tells the schedulers
+	// first (POST /nodes/{id}/restarting), so that the leader waits that
+	// long before it moves them. Zero stops every workload at shutdown.
+	RestartGrace time.Duration
+	// DrainOnShutdown makes a shutdown first ask the schedulers to drain
+	// the node, with DrainDeadline (default DefaultDrainDeadline), and wait
+	// until the drain is over (the node shows draining false) before it
+	// stops what is left. Interrupt during the drain leaves at once instead,
+	// keeping the workloads as RestartGrace says.
+	DrainOnShutdown bool
+	DrainDeadline   time.Duration
+	// Interrupt, when set, is closed by a second request to stop (a second
+	// SIGTERM or SIGINT): during a drain the agent leaves at once, keeping
+	// its workloads for the next agent (with RestartGrace) or stopping them
+	// (without); while it stops every workload, it exits at once and its
+	// workloads die with it, as with SIGKILL.
+	Interrupt <-chan struct{}
 }
 
 // DefaultHeartbeatInterval is the default of Config.HeartbeatInterval.
@@ -107,6 +134,9 @@ func (c Config) withDefaults() Config {
 	if c.PortRange == (PortRange{}) {
 		c.PortRange = DefaultPortRange
 	}
+	if c.DrainDeadline == 0 {
+		c.DrainDeadline = DefaultDrainDeadline
+	}
 	return c
 }
 
@@ -116,8 +146,8 @@ func (c Config) String() string {
 	if c.Token != "" {
 		tok = "set"
 	}
-	return fmt.Sprintf("id=%s listen=%s advertise=%s join=%v data=%s token=%s insecure=%t stop-grace=%s log-max-bytes=%d cpu-file=%q port-range=%s",
-		c.ID, c.Listen, c.Advertise, c.Join, c.DataDir, tok, c.Insecure, c.StopGrace, c.LogMaxBytes, c.CPUFile, c.PortRange)
+	return fmt.Sprintf("id=%s listen=%s advertise=%s join=%v data=%s token=%s insecure=%t stop-grace=%s log-max-bytes=%d cpu-file=%q port-range=%s restart-grace=%s drain-on-shutdown=%t drain-deadline=%s",
+		c.ID, c.Listen, c.Advertise, c.Join, c.DataDir, tok, c.Insecure, c.StopGrace, c.LogMaxBytes, c.CPUFile, c.PortRange, c.RestartGrace, c.DrainOnShutdown, c.DrainDeadline)
 }
 
 // Validate reports every problem with c (after defaults are applied) as one
@@ -189,6 +219,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.PortRange.Validate(); err != nil {
 		add("--port-range: %v", err)
+	}
+	if c.RestartGrace < 0 || c.RestartGrace > MaxRestartGrace {
+		add("--restart-grace must be 0 (stop the workloads at shutdown) to %s, not %s", MaxRestartGrace, c.RestartGrace)
+	}
+	if c.DrainDeadline <= 0 || c.DrainDeadline > api.MaxDuration {
+		add("--drain-deadline must be positive and at most %s, not %s", api.MaxDuration, c.DrainDeadline)
 	}
 	return errors.Join(errs...)
 }

@@ -35,6 +35,9 @@ func TestConfigValidate(t *testing.T) {
 		{"port range past 65535", func(c *Config) { c.PortRange = PortRange{Low: 60000, High: 70000} }, "--port-range"},
 		{"negative cpu", func(c *Config) { c.CPUMillicores = -1 }, "--cpu-millicores"},
 		{"negative memory", func(c *Config) { c.MemoryMB = -1 }, "--memory-mb"},
+		{"negative restart grace", func(c *Config) { c.RestartGrace = -time.Second }, "--restart-grace"},
+		{"huge restart grace", func(c *Config) { c.RestartGrace = 2 * time.Hour }, "--restart-grace"},
+		{"negative drain deadline", func(c *Config) { c.DrainDeadline = -time.Second }, "--drain-deadline"},
 	}
 	for _, c := range cases {
 		cfg := good

@@ -3,9 +3,13 @@
 //
 //   - the agent HTTP API (server.go, status.go), all behind the cluster token;
 //   - the process supervisor (supervisor.go, spawn.go, instance.go,
-//     process.go): each workload instance runs as its own process group,
-//     dies with the agent (Pdeathsig), and is reaped by the agent, which is
-//     a child subreaper;
+//     process.go): each run of a workload instance runs as its own process
+//     group under a monitor process of its own (monitor.go,
+//     monitor_link.go), which execs it, reaps it and tells the agent;
+//   - restarts of the agent that keep the workloads (adopt.go): on SIGTERM
+//     the agent leaves them to their monitors, and the next agent on the
+//     same data dir adopts them; the announcement of the restart and the
+//     drain on shutdown (scheduler_calls.go);
 //   - per-workload size-capped output files (logs.go);
 //   - the lifecycle of a generation (restart.go, check.go, ports.go):
 //     restarts in place by the workload's restart policy, health checks,
@@ -24,14 +28,61 @@
 //	<data>/agent.lock                       flock: one agent per data dir
 //	<data>/agent_state.json                 highest leader term obeyed (0600, atomic writes)
 //	<data>/workloads/<id>/output.log        stdout+stderr of the instance (0600)
-//	<data>/workloads/<id>/proc-<gen>.json   pgid, start time, boot id of a live group
-//	<data>/workloads.previous/              the previous run's workloads dir, kept for post-mortems
+//	<data>/workloads/<id>/proc-<gen>.json   the live run: pgid, start time, boot id of its group; its
+//	                                        monitor's pid and start time; tag, cgroup, start request,
+//	                                        ports, restart counts, started_at; when the agent left for a
+//	                                        restart, until when it may be adopted and where output.log stood
+//	<data>/workloads/<id>/exit-<gen>.json   how the run ended, written by its monitor (exit code, OOM,
+//	                                        whether its group is gone, cause), removed once reported
+//	<data>/workloads/<id>/monitor-<gen>.sock  the run's monitor listens here for the next agent
+//	<data>/workloads/<id>/output.spool      output written while no agent ran, appended to output.log
+//	                                        by the agent that adopts the run
+//	<data>/workloads.previous/              the previous run's workloads dir (but for adopted
+//	                                        instances), kept for post-mortems
 //
 // # Behaviour
 //
-//   - Instances are kept in memory only. On startup the agent kills the
-//     groups recorded by the previous run (only where the recorded start time
-//     still matches, so a reused pid is never hit), then starts empty.
+//   - Each run has a monitor: the agent's binary again (MonitorEnv), in a
+//     process group of its own, that forks and execs the workload (in its
+//     cgroup), is its parent and a child subreaper, holds the output pipe so
+//     that the workload never gets EPIPE because an agent went away, kills
+//     what is left of its group, cgroup and tagged processes when its main
+//     process ends, and records the exit status. The agent talks to it over
+//     a unix socket pair and reads the output pipe itself.
+//   - A killed agent (SIGKILL, a crash) is a dead node: each monitor sees its
+//     connection to the agent end without a restart announced and kills its
+//     workload at once, and the guard kills every group, cgroup and tagged
+//     process; re-adopted instances included.
+//   - SIGTERM or SIGINT with Config.RestartGrace (agent --restart-grace,
+//     10s by default) keeps the workloads: the agent tells the schedulers
+//     (POST /nodes/{id}/restarting {"grace_ms"}), stops its exclusive
+//     instances (their lease cannot be renewed while no agent runs) and
+//     finishes the stops under way, then hands every other run to its
+//     monitor, which spools the output meanwhile and waits up to the grace
+//     for a new agent; it kills the workload when none comes. Instances
+//     waiting for a restart in place are recorded as such (but exclusive
+//     ones, whose restart is called off), and so are ended ones, which the
+//     next agent shows in GET /status as they were.
+//   - On startup the agent adopts what the previous run left for it: only
+//     records left for a restart, within their grace, of this boot, of a
+//     known version, whose monitor is the recorded process (pid and start
+//     time) and answers on its socket as that process (SO_PEERCRED) with the
+//     recorded workload (pid, start time, generation), in its recorded
+//     cgroup. An adopted instance goes on as before: same id, generation,
+//     pid, started_at, ports, restart count, output (what was spooled
+//     appended, follow positions kept), health checks, stop, exit report
+//     and restart policy. Everything else the previous run left is killed
+//     where it is provably its own (groups only where the recorded start
+//     time still matches, so a reused pid is never hit; monitors likewise;
+//     the cgroups under the agent's parent), as it always was.
+//   - With Config.RestartGrace zero, a shutdown stops every workload;
+//     with Config.DrainOnShutdown it asks the schedulers to drain the node
+//     first (POST /nodes/{id}/drain) and waits until GET /nodes shows it
+//     draining false; a second signal meanwhile leaves at once, keeping the
+//     workloads as RestartGrace says.
+//   - A supervisor of the agent such as systemd must signal its main process
+//     only (KillMode=process): the monitors ignore SIGTERM and SIGINT, but a
+//     kill of the agent's whole cgroup takes the workloads along.
 //   - A generation is started once by the leader: a start with the
 //     generation of an instance that exists is answered with that instance
 //     and nothing is started (422 again for a failed one). The leader
@@ -54,7 +105,7 @@
 //     as MO_PORT_<LABEL>; kept across restarts in place, given back when
 //     the generation ends.
 //   - When an instance's main process ends, for whatever reason, whatever is
-//     left of its process group is killed with SIGKILL.
+//     left of its process group is killed with SIGKILL (by its monitor).
 //   - exit_code is the exit status, or 128+signal when the process was
 //     killed by a signal (so 143 after SIGTERM, 137 after SIGKILL).
 //   - Stopped, exited and failed instances stay in GET /status (with
@@ -89,9 +140,11 @@
 //     kills its children that carry the instance's tag, and the guard kills
 //     every process tagged with the agent's run when the agent dies. A
 //     process that clears its environment escapes both.
-//   - Pdeathsig reaches a workload's main process only. Its background
-//     children are killed by the guard (guard.go), a small sh process that
+//   - A workload's main process has Pdeathsig SIGKILL towards its monitor,
+//     so it never outlives it. When the agent dies without announcing a
+//     restart, the monitors kill their workloads' groups, cgroups and tagged
+//     processes, and so does the guard (guard.go), a small process that
 //     SIGKILLs every workload group still running once the agent is gone,
-//     even after a SIGKILL of the agent; and, failing that, by the leftover
-//     cleanup of the next start on the same data dir.
+//     even after a SIGKILL of the agent; failing both, the leftover cleanup
+//     of the next start on the same data dir does.
 package agent

@@ -26,13 +26,17 @@ import (
 // instance tag of each exclusive instance before it is forked ("x TAG"), its
 // group once it is ("X PGID TAG"), a tag whose fork failed ("u TAG"), and
 // every renewal of its lease ("L DEADLINE", nanoseconds of CLOCK_BOOTTIME;
-// the guard keeps the latest deadline).
+// the guard keeps the latest deadline), and that it leaves for a restart,
+// keeping its workloads for the next agent ("R").
 //
 //   - When stdin reaches EOF, because the agent has exited for whatever
 //     reason, SIGKILL included, the guard kills every group still announced
 //     and every process tagged with the agent's run. Pdeathsig only reaches a
 //     workload's main process; the guard takes its background processes
 //     along too, so that a killed agent really is a dead node.
+//   - After "R", stdin's EOF kills nothing but the exclusive groups (none are
+//     kept across a restart): the workloads' monitors keep them running for
+//     the next agent, and kill them if none comes (monitor.go).
 //   - When the lease deadline passes, the guard kills the exclusive groups
 //     (and the processes carrying their tags) at once, even if the agent
 //     itself is paused or hung: an exclusive workload never outlives its
@@ -84,6 +88,7 @@ func RunGuard() int {
 	groups := map[int]bool{}
 	exclusive := map[string]int{} // instance tag -> pgid (0 until forked)
 	var deadline time.Duration    // of the lease, in boottime; 0: none yet
+	restarting := false
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	arm := func() {
@@ -109,6 +114,10 @@ func RunGuard() int {
 		select {
 		case line, ok := <-lines:
 			if !ok {
+				if restarting {
+					expire()
+					return 0
+				}
 				for g := range groups {
 					if g > 1 {
 						_ = syscall.Kill(-g, syscall.SIGKILL)
@@ -149,6 +158,8 @@ func RunGuard() int {
 				}
 			case op == "u":
 				delete(exclusive, arg)
+			case line == "R":
+				restarting = true
 			case op == "L":
 				if d, err := strconv.ParseInt(arg, 10, 64); err == nil && time.Duration(d) > deadline {
 					deadline = time.Duration(d)
@@ -274,7 +285,7 @@ func startGuard(nullFd uintptr, runID string, cg *cgroup.Manager, log hclog.Logg
 	}
 	pid, err := syscall.ForkExec(exe, append([]string{"mo-agent-guard", runID}, guardArgs(cg)...), &syscall.ProcAttr{
 		Dir:   "/",
-		Env:   []string{GuardEnv + "=1", "PATH=/usr/bin:/bin", "LC_ALL=C", "GOMAXPROCS=1"},
+		Env:   append([]string{GuardEnv + "=1", "PATH=/usr/bin:/bin", "LC_ALL=C", "GOMAXPROCS=1"}, runtimeEnv()...),
 		Files: []uintptr{pr.Fd(), nullFd, nullFd},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
@@ -323,6 +334,10 @@ func (g *guard) remove(pgid int) {
 		g.send("-" + strconv.Itoa(pgid))
 	}
 }
+
+// restarting tells the guard that the agent leaves for a restart: its
+// end kills nothing then (see GuardEnv).
+func (g *guard) restarting() { g.send("R") }
 
 // setLease tells the guard when the lease lapses (boottime).
 func (g *guard) setLease(until time.Duration) {

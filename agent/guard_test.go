@@ -58,3 +58,22 @@ func startTestGuard(t *testing.T) *guard {
 	t.Cleanup(func() { g.close(context.Background()) })
 	return g
 }
+
+// After "R" (the agent leaves for a restart) the guard's end kills nothing.
+func TestGuardKillsNothingAfterARestartAnnouncement(t *testing.T) {
+	g := startTestGuard(t)
+	kept := startGroup(t, "sleep 600 & sleep 600")
+	k := kept.Process.Pid
+	waitFor(t, 5*time.Second, "the group to form", func() bool { return len(groupMembers(k)) >= 3 })
+	g.add(k)
+	g.restarting()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g.close(ctx)
+	if running(g.pid) {
+		t.Fatalf("guard %d still running after its stdin closed", g.pid)
+	}
+	if n := len(groupMembers(k)); n < 3 {
+		t.Fatalf("the guard killed a group after the restart announcement: %d members left", n)
+	}
+}

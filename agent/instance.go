@@ -1,7 +1,7 @@
 package agent
 
 import (
-	"sync"
+	"os"
 	"syscall"
 	"time"
 
@@ -19,6 +19,22 @@ type instance struct {
 	out       *cappedFile   // nil if it could not be created
 	cg        *cgroup.Group // its cgroup; nil without cgroups (isolation.go)
 	done      chan struct{} // closed once the instance has ended and its group is gone
+	tag       string        // instanceEnv=<agent run>:<id>:<gen>, in its processes' environment (escaped.go)
+
+	// The run's monitor (monitor.go), set before the instance is published:
+	// the link to it, the read end of the output pipe, closed once the copy
+	// into out has drained it, and, for an instance adopted after it ended
+	// while no agent ran, its end.
+	mon         *monitorLink
+	pr          *os.File
+	drained     chan struct{}
+	pidStart    uint64 // the main process's start time (clock ticks after boot)
+	session     int
+	adoptedExit *exitRecord
+	// detach is closed when the agent leaves for a restart and keeps this
+	// run going; detached once its monitor has been told.
+	detach   chan struct{}
+	detached chan struct{}
 
 	// guarded by supervisor.mu
 	pid       int
@@ -38,8 +54,6 @@ type instance struct {
 	unhealthy string        // why the check killed this run, if it did
 	reason    string        // why the run ended, when there is more to say than its exit code
 
-	sigMu  sync.Mutex // orders signals against reaping, so a reused pid is never signalled
-	reaped bool       // guarded by sigMu
 }
 
 // view is the wire form of the instance; call it under supervisor.mu.
@@ -66,12 +80,24 @@ func (in *instance) view() api.AgentWorkload {
 	return w
 }
 
-// signal sends sig to the instance's process group unless its leader has
-// been reaped (then the pgid may belong to someone else).
+// signal sends sig to the instance's process group through its monitor,
+// which does so unless it has reaped the group's leader (then the pgid may
+// belong to someone else). When the monitor cannot be told, a SIGKILL goes
+// to the group directly if its leader is still the recorded process.
 func (in *instance) signal(sig syscall.Signal) {
-	in.sigMu.Lock()
-	defer in.sigMu.Unlock()
-	if !in.reaped {
-		_ = syscall.Kill(-in.pid, sig)
+	if in.mon.send(monMsg{Op: opSignal, Sig: int(sig)}) == nil || sig != syscall.SIGKILL {
+		return
+	}
+	killRecordedGroup(in.pid, in.pidStart)
+}
+
+// killRecordedGroup sends SIGKILL to process group pgid if its leader is
+// alive and started at start (so that a reused pid is never hit).
+func killRecordedGroup(pgid int, start uint64) {
+	if pgid <= 1 {
+		return
+	}
+	if st, err := readProcStat(pgid); err == nil && st.startTime == start && st.pgrp == pgid {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +32,9 @@ func TestMain(m *testing.M) {
 	if IsGuard() { // the guard process runs from this test binary too
 		os.Exit(RunGuard())
 	}
+	if IsMonitor() { // and so do the workloads' monitors
+		os.Exit(RunMonitor())
+	}
 	if cgroup.IsShim() { // and so does the cgroup shim
 		os.Exit(cgroup.RunShim())
 	}
@@ -39,6 +43,11 @@ func TestMain(m *testing.M) {
 	}
 	if mb := os.Getenv(testAllocEnv); mb != "" { // a workload that allocates memory
 		os.Exit(testAllocate(mb))
+	}
+	// The guard and the monitors run from this binary, built with -race
+	// by go test -race: without this each waits a second when it exits.
+	if _, ok := os.LookupEnv("GORACE"); !ok {
+		_ = os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 	code := m.Run()
 	if buildDir != "" {
@@ -123,6 +132,12 @@ func startAgentProc(t testing.TB, args ...string) *agentProc {
 	return p
 }
 
+// isMonitorProc reports whether pid is a workload's monitor.
+func isMonitorProc(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err == nil && strings.HasPrefix(string(b), monitorArgv0+"\x00")
+}
+
 // call makes one request to the agent process.
 func (p *agentProc) call(t testing.TB, method, path, token string, body any) (int, []byte) {
 	t.Helper()
@@ -205,8 +220,12 @@ func TestBinaryKilledAgentTakesItsWorkloadsAlong(t *testing.T) {
 	}
 
 	pid := p.startSleep(t, testToken, "sleeper")
-	if st, err := readProcStat(pid); err != nil || st.ppid != p.cmd.Process.Pid || st.pgrp != pid {
-		t.Fatalf("workload %d: %+v %v, want a child of the agent %d leading its own group", pid, st, err, p.cmd.Process.Pid)
+	st, err := readProcStat(pid)
+	if err != nil || st.pgrp != pid {
+		t.Fatalf("workload %d: %+v %v, want it leading its own group", pid, st, err)
+	}
+	if mst, err := readProcStat(st.ppid); err != nil || mst.ppid != p.cmd.Process.Pid || !isMonitorProc(st.ppid) {
+		t.Fatalf("workload %d: parent %d (%+v %v), want a monitor that is a child of the agent %d", pid, st.ppid, mst, err, p.cmd.Process.Pid)
 	}
 	// A workload with a background child, which Pdeathsig does not reach.
 	code, out := p.call(t, http.MethodPost, "/workloads", testToken, api.StartRequest{ID: "family", Command: "sh", Args: []string{"-c", "sleep 600 & sleep 600"}, Generation: 1, Term: 1})
@@ -231,11 +250,12 @@ func TestBinaryKilledAgentTakesItsWorkloadsAlong(t *testing.T) {
 	}
 }
 
+// With --restart-grace 0, SIGTERM stops every workload, as it always did.
 func TestBinarySIGTERMStopsWorkloadsAndExitsZero(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the agent binary")
 	}
-	p := startAgentProc(t, "--id", "n-term", "--insecure", "--stop-grace", "1s")
+	p := startAgentProc(t, "--id", "n-term", "--insecure", "--stop-grace", "1s", "--restart-grace", "0")
 	p.waitReady(t, "")
 	code, out := p.call(t, http.MethodPost, "/workloads", "", api.StartRequest{ID: "g", Command: "sh", Args: []string{"-c", "sleep 600 & sleep 600"}, Generation: 1, Term: 1})
 	var resp api.StartResponse

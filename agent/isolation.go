@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -124,27 +123,38 @@ func limitsOf(r *api.Resources) cgroup.Limits {
 	return cgroup.Limits{CPUMillicores: r.CPUMillicores, MemoryMB: r.MemoryMB, Pids: r.Pids}
 }
 
-// forkExec forks and execs the instance's process: with cgroups, in a new
-// cgroup of its own that has the instance's limits (in.cg), else as
-// syscall.ForkExec does.
-func (s *supervisor) forkExec(in *instance, res *api.Resources, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+// createCgroup creates the cgroup of run in, with the limits of res, where
+// its monitor starts the workload (in.cg); without cgroups it does nothing.
+func (s *supervisor) createCgroup(in *instance, res *api.Resources) error {
 	m := s.cfg.cgroups
 	if m == nil {
-		return syscall.ForkExec(path, argv, attr)
+		return nil
 	}
 	g, err := m.Create(instanceGroupName(in.id, in.gen), limitsOf(res))
 	if err != nil {
-		return 0, fmt.Errorf("cannot create the instance's cgroup: %v", err)
-	}
-	pid, err := g.ForkExec(path, argv, attr)
-	if err != nil {
-		if _, kerr := g.Kill(cgroupKillTimeout); kerr == nil {
-			_ = g.Delete()
-		}
-		return 0, err
+		return fmt.Errorf("cannot create the instance's cgroup: %v", err)
 	}
 	in.cg = g
-	return pid, nil
+	return nil
+}
+
+// dropCgroup removes the cgroup of a run that did not start.
+func (s *supervisor) dropCgroup(in *instance) {
+	if in.cg == nil {
+		return
+	}
+	if _, err := in.cg.Kill(cgroupKillTimeout); err == nil {
+		_ = in.cg.Delete()
+	}
+}
+
+// monitorCgroup names in's cgroup for its monitor (nil without).
+func (s *supervisor) monitorCgroup(in *instance) *monitorCgroup {
+	if in.cg == nil {
+		return nil
+	}
+	o := s.cfg.cgroups.Options()
+	return &monitorCgroup{Version: o.Version, Mountpoint: o.Mountpoint, Parent: o.Name, Name: in.cg.Name()}
 }
 
 // killCgroup kills every process in the instance's cgroup (after the
@@ -161,10 +171,11 @@ func (s *supervisor) killCgroup(in *instance) {
 // killLeftBehind kills the processes of an ended instance that left its
 // process group, and reports whether the OOM killer struck it. With cgroups
 // they are the rest of its cgroup, which is then removed; without, those
-// that carry its tag (a scan of the agent's children in /proc).
+// that carry its tag (a scan of the agent's children in /proc; the monitor
+// has done the same with its own).
 func (s *supervisor) killLeftBehind(in *instance) (oom bool) {
 	if in.cg == nil {
-		if n := killTagged(s.instanceTag(in)); n > 0 {
+		if n := killTagged(in.tag); n > 0 {
 			s.log.Warn("killed processes that had left the workload's process group", "id", in.id, "generation", in.gen, "count", n)
 		}
 		return false

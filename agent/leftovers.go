@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/micro-orchestrator/mo/agent/cgroup"
+	"github.com/micro-orchestrator/mo/api"
 	"github.com/micro-orchestrator/mo/internal/atomicfile"
 )
 
@@ -20,6 +21,13 @@ import (
 // reuse: the leader's pid (= pgid), its start time and session, and the boot.
 // It is written to <data>/workloads/<id>/proc-<gen>.json when the workload
 // starts and removed once its group is gone.
+//
+// Agents that run each instance under a monitor (monitor.go) write the rest
+// too: the monitor (pid and start time, socket), the instance (tag, cgroup,
+// start request, ports, restart counts, started_at) and, when the agent
+// leaves for a restart, until when the next agent may adopt it and where its
+// output.log was. The records of older agents lack them and are only ever
+// killed.
 type procRecord struct {
 	ID         string `json:"id"`
 	Generation uint64 `json:"generation"`
@@ -27,6 +35,38 @@ type procRecord struct {
 	StartTime  uint64 `json:"start_time"`
 	Session    int    `json:"session"`
 	BootID     string `json:"boot_id"`
+
+	Version      int               `json:"version,omitempty"`
+	MonitorPID   int               `json:"monitor_pid,omitempty"`
+	MonitorStart uint64            `json:"monitor_start_time,omitempty"`
+	Socket       string            `json:"socket,omitempty"`
+	Tag          string            `json:"tag,omitempty"`
+	Cgroup       string            `json:"cgroup,omitempty"`
+	StartedAt    time.Time         `json:"started_at,omitzero"`
+	Run          int               `json:"run,omitempty"`
+	Begun        time.Duration     `json:"begun_boottime,omitempty"`
+	LastBegun    time.Duration     `json:"last_begun_boottime,omitempty"`
+	Restarts     int               `json:"restarts,omitempty"`
+	Attempts     int               `json:"attempts,omitempty"`
+	Ports        map[string]int    `json:"ports,omitempty"`
+	Request      *api.StartRequest `json:"request,omitempty"`
+
+	// Set when the agent left for a restart (boottime, CLOCK_BOOTTIME
+	// nanoseconds, which every process of one boot shares): the next agent
+	// adopts the instance only before AdoptBy. State is running, or
+	// restarting for an instance waiting for its restart in place (no
+	// process; RestartAt says when it is due).
+	AdoptBy   time.Duration `json:"adopt_by_boottime,omitempty"`
+	State     string        `json:"state,omitempty"`
+	RestartAt time.Duration `json:"restart_at_boottime,omitempty"`
+	Reason    string        `json:"reason,omitempty"`
+	ExitCode  *int          `json:"exit_code,omitempty"`
+	Log       *logState     `json:"log,omitempty"`
+	// For an instance that had ended (State ended): how, as GET /status
+	// showed it, so that the next agent shows it as well.
+	EndState string    `json:"end_state,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	ExitedAt time.Time `json:"exited_at,omitzero"`
 }
 
 // recordPath is where the record of generation gen of a workload lives.
@@ -44,6 +84,28 @@ func writeProcRecord(path, id string, gen uint64, pid int, bootID string) error 
 	return atomicfile.Write(path, data)
 }
 
+// writeRecord writes rec to path atomically.
+func writeRecord(path string, rec procRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, data)
+}
+
+// readRecord reads the record at path.
+func readRecord(path string) (procRecord, error) {
+	var rec procRecord
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return rec, fmt.Errorf("corrupt record: %w", err)
+	}
+	return rec, nil
+}
+
 // killLeftovers kills the process groups recorded under workDir by a
 // previous run of the agent and removes their records. A group is killed only
 // if it is provably the recorded one:
@@ -52,7 +114,8 @@ func writeProcRecord(path, id string, gen uint64, pid int, bootID string) error 
 //     started no earlier than the leader, are left (while any member lives,
 //     the kernel does not hand the pgid out again).
 //
-// It returns the number of groups it killed.
+// A recorded monitor is killed only if it is alive with its recorded start
+// time. It returns the number of groups it killed.
 func killLeftovers(workDir, bootID string, log hclog.Logger) int {
 	paths, _ := filepath.Glob(filepath.Join(workDir, "*", "proc-*.json"))
 	killed := 0
@@ -69,19 +132,30 @@ func killLeftovers(workDir, bootID string, log hclog.Logger) int {
 
 // killLeftover handles one record; see killLeftovers.
 func killLeftover(path, bootID string, log hclog.Logger) (bool, error) {
-	data, err := os.ReadFile(path)
+	rec, err := readRecord(path)
 	if err != nil {
 		return false, err
 	}
-	var rec procRecord
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return false, fmt.Errorf("corrupt record: %w", err)
+	return killLeftoverRecord(rec, bootID, log)
+}
+
+// killLeftoverRecord kills what is left of one recorded instance; see
+// killLeftovers.
+func killLeftoverRecord(rec procRecord, bootID string, log hclog.Logger) (bool, error) {
+	if rec.BootID != bootID {
+		return false, nil // rebooted since: nothing of that run survives
+	}
+	if rec.MonitorPID > 1 {
+		if st, err := readProcStat(rec.MonitorPID); err == nil && st.startTime == rec.MonitorStart && st.state != 'Z' {
+			log.Warn("killing the monitor of a workload left by the previous run", "id", rec.ID, "generation", rec.Generation, "monitor_pid", rec.MonitorPID)
+			_ = syscall.Kill(rec.MonitorPID, syscall.SIGKILL) // its workload's main process dies with it (Pdeathsig)
+		}
+	}
+	if rec.State == stateRecordRestarting || rec.State == stateRecordEnded {
+		return false, nil // no process was running
 	}
 	if rec.PGID <= 1 {
 		return false, fmt.Errorf("bad pgid %d", rec.PGID)
-	}
-	if rec.BootID != bootID {
-		return false, nil // rebooted since: nothing of that run survives
 	}
 	st, err := readProcStat(rec.PGID)
 	switch {
@@ -105,16 +179,46 @@ func killLeftover(path, bootID string, log hclog.Logger) (bool, error) {
 }
 
 // killLeftoverGroups kills and removes the instance cgroups that a previous
-// run of the agent on this data dir left under its parent cgroup.
-func killLeftoverGroups(m *cgroup.Manager, log hclog.Logger) {
+// run of the agent on this data dir left under its parent cgroup, except
+// those of the instances it has adopted (keep, by cgroup name).
+func killLeftoverGroups(m *cgroup.Manager, keep map[string]bool, log hclog.Logger) {
 	if m == nil {
 		return
 	}
-	groups, procs, err := m.KillAll(cgroupKillTimeout)
+	var groups, procs int
+	var errs []error
+	if len(keep) == 0 {
+		var err error
+		groups, procs, err = m.KillAll(cgroupKillTimeout)
+		errs = append(errs, err)
+	} else {
+		names, err := m.Groups()
+		errs = append(errs, err)
+		for _, name := range names {
+			if keep[name] {
+				continue
+			}
+			g, err := m.Load(name)
+			if err != nil {
+				if !errors.Is(err, os.ErrNotExist) {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			n, err := g.Kill(cgroupKillTimeout)
+			procs += n
+			errs = append(errs, err)
+			if err := g.Delete(); err != nil {
+				errs = append(errs, err)
+			} else {
+				groups++
+			}
+		}
+	}
 	if groups > 0 {
 		log.Warn("killed the workload cgroups left by the previous run of this agent", "groups", groups, "processes", procs)
 	}
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		log.Error("cannot remove every workload cgroup left by the previous run", "error", err)
 	}
 }

@@ -59,6 +59,78 @@ func createCappedFile(path string, max int64) (*cappedFile, error) {
 	}, nil
 }
 
+// logState is where a cappedFile stood when its agent left for a restart,
+// so that the next agent goes on with the same positions (readSince).
+type logState struct {
+	Size    int64 `json:"size"`
+	Hdr     int64 `json:"hdr"`
+	Written int64 `json:"written"`
+}
+
+// state returns the file's positions.
+func (c *cappedFile) state() logState {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return logState{Size: c.size, Hdr: c.hdr, Written: c.written}
+}
+
+// openCappedFile opens path (created if missing, kept otherwise) to append
+// to it, with the positions st that its previous writer left (nil: counted
+// from the file as it is).
+func openCappedFile(path string, max int64, st *logState) (*cappedFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fileMode)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	c := &cappedFile{
+		path:   path,
+		max:    max,
+		marker: fmt.Appendf(nil, "[agent: older output dropped, output.log is capped at %d bytes]\n", max),
+		f:      f,
+		size:   fi.Size(),
+	}
+	if st != nil && st.Hdr > 0 && st.Hdr <= c.size {
+		c.hdr = st.Hdr
+	} else if c.size >= int64(len(c.marker)) {
+		head := make([]byte, len(c.marker))
+		if _, err := f.ReadAt(head, 0); err == nil && bytes.Equal(head, c.marker) {
+			c.hdr = int64(len(c.marker))
+		}
+	}
+	c.written = c.size - c.hdr
+	if st != nil && st.Written >= st.Size-st.Hdr && c.size >= st.Size {
+		c.written = st.Written + (c.size - st.Size) // the bytes dropped before stay counted
+	}
+	return c, nil
+}
+
+// appendFile appends the content of the file at path to c.
+func (c *cappedFile) appendFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, logChunk)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			_, _ = c.Write(buf[:n])
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
 // Write appends p, compacting first when the cap would be exceeded. It always
 // reports len(p) written so the pipe keeps draining; a disk error is kept in
 // c.err and later output is dropped.

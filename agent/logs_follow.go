@@ -227,6 +227,19 @@ func (s *server) streamLogs(w http.ResponseWriter, r *http.Request, id string, o
 			s.log.Warn("following a workload's output failed", "id", id, "error", err)
 			return
 		}
+		select {
+		case <-s.sup.stopFollow:
+			// The agent leaves for a restart and the workload goes on: end
+			// without saying the output has ended, so that the client goes on
+			// with the next agent (frames: from got.next, its since).
+			if len(got.data) > 0 && o.frames {
+				frame(api.LogFrame{Data: got.data, Lost: got.lost, Next: got.next})
+			} else if len(got.data) > 0 {
+				send(got.data)
+			}
+			return
+		default:
+		}
 		switch {
 		case o.frames:
 			if (len(got.data) > 0 || got.lost > 0 || got.ended) && !frame(api.LogFrame{Data: got.data, Lost: got.lost, Next: got.next, End: got.ended}) {
@@ -246,6 +259,7 @@ func (s *server) streamLogs(w http.ResponseWriter, r *http.Request, id string, o
 			case <-got.wait:
 			case <-r.Context().Done():
 				return
+			case <-s.sup.stopFollow:
 			}
 		}
 	}

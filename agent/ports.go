@@ -135,6 +135,16 @@ func (a *portAllocator) release(ports map[string]int) {
 	}
 }
 
+// claim marks ports as held, for an instance adopted from the previous run
+// of the agent.
+func (a *portAllocator) claim(ports map[string]int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range ports {
+		a.used[p] = true
+	}
+}
+
 // inUse returns how many ports are held.
 func (a *portAllocator) inUse() int {
 	a.mu.Lock()

@@ -46,6 +46,7 @@ type life struct {
 	// lastBegun is the boottime at which the latest run started: an
 	// exclusive restart needs a lease unbroken since then.
 	lastBegun time.Duration
+	restartAt time.Duration // boottime at which a pending restart in place is due
 	cancel    chan struct{} // closed when the life ends
 	over      bool
 }
@@ -137,7 +138,6 @@ func (s *supervisor) openOutput(in *instance) (*cappedFile, error) {
 func (s *supervisor) runEnv(in *instance) ([]string, error) {
 	lf := in.life
 	if in.run == 0 {
-		extra := maps.Clone(lf.req.Env)
 		if len(lf.req.Ports) > 0 {
 			if s.cfg.ports == nil {
 				return nil, errors.New("this agent hands out no ports")
@@ -147,16 +147,25 @@ func (s *supervisor) runEnv(in *instance) ([]string, error) {
 				return nil, err
 			}
 			lf.ports = ports // published with the instance, under s.mu
-			if extra == nil {
-				extra = map[string]string{}
-			}
-			for label, p := range ports {
-				extra[api.PortEnv(label)] = fmt.Sprint(p)
-			}
 		}
-		lf.env = mergeEnv(s.baseEnv, extra)
+		lf.env = s.lifeEnv(lf)
 	}
-	return append(slices.Clip(lf.env), s.instanceTag(in)), nil
+	return append(slices.Clip(lf.env), in.tag), nil
+}
+
+// lifeEnv is the environment of lf's runs without the instance tag: the
+// agent's, the submitted env and MO_PORT_<LABEL> for each of its ports.
+func (s *supervisor) lifeEnv(lf *life) []string {
+	extra := maps.Clone(lf.req.Env)
+	if len(lf.ports) > 0 {
+		if extra == nil {
+			extra = map[string]string{}
+		}
+		for label, p := range lf.ports {
+			extra[api.PortEnv(label)] = fmt.Sprint(p)
+		}
+	}
+	return mergeEnv(s.baseEnv, extra)
 }
 
 // endLifeLocked ends in's life for good: its ports go back, its output is
@@ -253,6 +262,7 @@ func (s *supervisor) afterRunLocked(in *instance) {
 	in.state = api.InstanceRestarting
 	in.reason = cause
 	in.exitedAt = time.Time{}
+	lf.restartAt = boottime() + delay
 	s.noteOutput(in, fmt.Sprintf("[agent: restart %d of %d in %s: %s]", lf.attempts, p.Attempts, delay, cause))
 	s.log.Info("restarting workload in place", "id", in.id, "generation", in.gen, "attempt", lf.attempts, "of", p.Attempts, "delay", delay, "cause", cause)
 	s.wg.Add(1) // the caller, a supervise goroutine, is counted: Shutdown cannot be past its wait
@@ -291,6 +301,10 @@ func (s *supervisor) restartAfter(in *instance, delay time.Duration) {
 		s.mu.Unlock()
 		return
 	}
+	if s.detaching.Load() {
+		s.mu.Unlock()
+		return // the agent leaves for a restart: the next one restarts it (adopt.go)
+	}
 	if shutdown || s.closed.Load() {
 		s.cancelRestartLocked(in, "the agent is shutting down")
 		s.mu.Unlock()
@@ -300,6 +314,7 @@ func (s *supervisor) restartAfter(in *instance, delay time.Duration) {
 	s.lifecycle.restarts.Add(1)
 	w, _, err := s.spawnRun(sl, lf.req, lf)
 	switch {
+	case errors.Is(err, errShuttingDown) && s.detaching.Load():
 	case errors.Is(err, errShuttingDown):
 		s.mu.Lock()
 		if sl.inst == in {

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -18,6 +20,7 @@ func (s *supervisor) spawn(sl *slot, req api.StartRequest) (api.AgentWorkload, b
 
 // spawnRun starts a run of req in slot sl (whose op the caller holds): the
 // first of a generation when lf is nil, else a restart in place of lf's.
+// The run's monitor (monitor.go) forks and execs it.
 func (s *supervisor) spawnRun(sl *slot, req api.StartRequest, lf *life) (api.AgentWorkload, bool, error) {
 	in := &instance{
 		id:        req.ID,
@@ -26,8 +29,11 @@ func (s *supervisor) spawnRun(sl *slot, req api.StartRequest, lf *life) (api.Age
 		dir:       filepath.Join(s.cfg.workDir, req.ID),
 		exclusive: req.Exclusive,
 		done:      make(chan struct{}),
+		detach:    make(chan struct{}),
+		detached:  make(chan struct{}),
 	}
 	s.attachLife(in, req, lf)
+	in.tag = s.instanceTag(in)
 	if err := ensureDir(in.dir); err != nil {
 		return s.failed(sl, in, req, fmt.Errorf("create workload dir: %w", err), false)
 	}
@@ -44,29 +50,25 @@ func (s *supervisor) spawnRun(sl *slot, req api.StartRequest, lf *life) (api.Age
 	if err != nil {
 		return s.failed(sl, in, req, err, false)
 	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return s.failed(sl, in, req, fmt.Errorf("create output pipe: %w", err), false)
+	spec := monitorSpec{
+		Version: monitorVersion,
+		ID:      in.id,
+		Gen:     in.gen,
+		Path:    path,
+		Argv:    append([]string{req.Command}, req.Args...),
+		Env:     env,
+		Tag:     in.tag,
+		Socket:  socketName(in.gen),
+		LogMax:  s.cfg.logMax,
+		BootID:  s.cfg.bootID,
 	}
-	wfd := pw.Fd()
-	attr := &syscall.ProcAttr{
-		Dir:   in.dir,
-		Env:   env,
-		Files: []uintptr{s.nullFd, wfd, wfd},
-		// Own process group, so that stop reaches every process of the
-		// workload; SIGKILL when the agent dies, so a dead agent is a dead
-		// node. (Pdeathsig fires when the forking thread exits; Go threads
-		// only exit when a goroutine locked to one returns, never here.)
-		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
-	}
-	argv := append([]string{req.Command}, req.Args...)
 
 	s.forkMu.RLock()
 	if s.closed.Load() {
 		s.forkMu.RUnlock()
-		_ = pr.Close()
-		_ = pw.Close()
-		_ = out.Close()
+		if in.run == 0 {
+			_ = out.Close()
+		}
 		return api.AgentWorkload{}, false, errShuttingDown
 	}
 	if in.exclusive {
@@ -76,27 +78,42 @@ func (s *supervisor) spawnRun(sl *slot, req api.StartRequest, lf *life) (api.Age
 		// so that an agent paused right after it cannot leave it unguarded.
 		if err := s.leaseAdmits(in, req); err != nil {
 			s.forkMu.RUnlock()
-			_ = pr.Close()
-			_ = pw.Close()
 			return s.failed(sl, in, req, err, false)
 		}
-		s.guard.announceExclusive(s.instanceTag(in))
+		s.guard.announceExclusive(in.tag)
 	}
-	pid, err := s.forkExec(in, req.Resources, path, argv, attr) // isolation.go: cgroup, or plain ForkExec
-	_ = pw.Close()
+	if err := s.createCgroup(in, req.Resources); err != nil { // isolation.go
+		s.forkMu.RUnlock()
+		if in.exclusive {
+			s.guard.withdrawExclusive(in.tag)
+		}
+		return s.failed(sl, in, req, err, false)
+	}
+	spec.Cgroup = s.monitorCgroup(in)
+	link, started, pr, err := s.startMonitor(in, spec)
 	if err != nil {
 		s.forkMu.RUnlock()
-		_ = pr.Close()
+		s.dropCgroup(in)
 		if in.exclusive {
-			s.guard.withdrawExclusive(s.instanceTag(in))
+			s.guard.withdrawExclusive(in.tag)
 		}
-		return s.failed(sl, in, req, fmt.Errorf("exec %q: %w", path, err), isCommandFault(err))
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			return s.failed(sl, in, req, fmt.Errorf("exec %q: %w", path, err), isCommandFault(err))
+		}
+		return s.failed(sl, in, req, err, false)
 	}
+	pid := started.PID
 	s.mu.Lock()
 	in.pid = pid
+	in.pidStart = started.Start
+	in.session = started.Session
+	in.mon = link
+	in.pr = pr
+	in.drained = make(chan struct{})
 	in.state = api.InstanceRunning
 	sl.inst = in
-	s.leaders[pid] = in
+	s.leaders[link.pid] = in
 	s.notifyLocked()
 	w := in.view()
 	s.mu.Unlock()
@@ -104,17 +121,43 @@ func (s *supervisor) spawnRun(sl *slot, req api.StartRequest, lf *life) (api.Age
 	s.forkMu.RUnlock()
 	s.guard.add(pid)
 	if in.exclusive {
-		s.guard.addExclusive(pid, s.instanceTag(in))
+		s.guard.addExclusive(pid, in.tag)
 	}
 
-	if err := writeProcRecord(recordPath(in.dir, in.gen), in.id, in.gen, pid, s.cfg.bootID); err != nil {
-		s.log.Warn("cannot record the workload's process group; a restarted agent will not kill it", "id", in.id, "error", err)
+	if err := writeRecord(recordPath(in.dir, in.gen), s.recordOf(in)); err != nil {
+		s.log.Warn("cannot record the workload's process group; a restarted agent will neither kill nor adopt it", "id", in.id, "error", err)
 	}
-	drained := make(chan struct{})
-	go s.copyOutput(pr, out, drained)
-	go s.supervise(in, pr, drained)
+	go s.copyOutput(pr, out, in.drained)
+	go s.supervise(in)
 	s.log.Info("workload started", "id", in.id, "name", req.Name, "generation", in.gen, "pid", pid, "command", req.Command)
 	return w, true, nil
+}
+
+// recordOf is the record of run in (see procRecord).
+func (s *supervisor) recordOf(in *instance) procRecord {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	rec := procRecord{
+		ID: in.id, Generation: in.gen, PGID: in.pid, StartTime: in.pidStart, Session: in.session, BootID: s.cfg.bootID,
+		Version: monitorVersion, Socket: socketName(in.gen), Tag: in.tag, StartedAt: in.startedAt,
+		Run: in.run, Begun: in.begun, State: stateRecordRunning,
+	}
+	if in.mon != nil {
+		rec.MonitorPID = in.mon.pid
+		if st, err := readProcStat(in.mon.pid); err == nil {
+			rec.MonitorStart = st.startTime
+		}
+	}
+	if in.cg != nil {
+		rec.Cgroup = in.cg.Name()
+	}
+	if lf := in.life; lf != nil {
+		req := lf.req
+		rec.Request = &req
+		rec.Ports = maps.Clone(lf.ports)
+		rec.Restarts, rec.Attempts, rec.LastBegun = lf.restarts, lf.attempts, lf.lastBegun
+	}
+	return rec
 }
 
 // failed records an instance that could not start. commandFault says whether
@@ -144,8 +187,9 @@ func (s *supervisor) failed(sl *slot, in *instance, req api.StartRequest, cause 
 }
 
 // copyOutput copies the workload's stdout and stderr into its output file
-// until every writer has closed the pipe (or supervise closes it). The file
-// stays open for a restart in place; the end of the life closes it.
+// until every writer has closed the pipe (or supervise closes it, or a
+// detach stops it with a read deadline). The file stays open for a restart
+// in place; the end of the life closes it.
 func (s *supervisor) copyOutput(pr *os.File, out *cappedFile, drained chan<- struct{}) {
 	defer s.wg.Done()
 	defer close(drained)
@@ -162,57 +206,86 @@ func (s *supervisor) copyOutput(pr *os.File, out *cappedFile, drained chan<- str
 	}
 }
 
-// supervise waits for the instance's main process to end, kills and reaps
-// what is left of its group, and records the outcome.
-func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{}) {
+// supervise follows the run through its monitor until it ends, and records
+// the outcome; or, when the agent leaves for a restart, hands the run over to
+// its monitor (detachRun).
+func (s *supervisor) supervise(in *instance) {
 	defer s.wg.Done()
+	checks := s.startChecks(in)
+	ex := in.adoptedExit
+	detach := in.detach
+	for ex == nil {
+		select {
+		case msg, ok := <-in.mon.msgs:
+			if !ok {
+				goto ended
+			}
+			if msg.Op == opExit && msg.Exit != nil {
+				ex = msg.Exit
+			}
+		case <-detach:
+			s.mu.RLock()
+			stopping := in.stopping
+			s.mu.RUnlock()
+			if stopping {
+				detach = nil // a stop under way is seen to its end (Detach waits for it)
+				continue
+			}
+			checks.stop()
+			s.detachRun(in)
+			return
+		}
+	}
+ended:
+	checks.stop()
+	s.endRun(in, ex)
+}
+
+// endRun records the end of run in, as its monitor reported it (ex), or
+// with its exit status lost when the monitor went without a word (nil).
+func (s *supervisor) endRun(in *instance, ex *exitRecord) {
 	var code *int
 	var errMsg string
-	var ws syscall.WaitStatus
-	var rerr error
-	checks := s.startChecks(in)
-	werr := waitExited(in.pid)
-	if werr == nil {
-		in.sigMu.Lock()
-		// The main process is a zombie, so its pid, and with it the group
-		// id, cannot be reused while the rest of the group is killed.
-		_ = syscall.Kill(-in.pid, syscall.SIGKILL)
-		ws, rerr = reap(in.pid)
-		in.reaped = true
-		in.sigMu.Unlock()
-	} else {
-		// Someone else reaped it (ECHILD): the pid is no longer ours to signal.
-		ws, rerr = reap(in.pid)
-		in.sigMu.Lock()
-		in.reaped = true
-		in.sigMu.Unlock()
+	if ex == nil {
+		ex = readExitRecord(in) // the monitor may have written it before it died
 	}
-	checks.stop()
-	if werr != nil || rerr != nil {
-		errMsg = fmt.Sprintf("exit status lost: %v", errors.Join(werr, rerr))
+	gone := false
+	monOOM := false
+	if ex == nil {
+		errMsg = fmt.Sprintf("exit status lost: the workload's monitor (pid %d) ended without reporting it", in.mon.pid)
 		s.log.Error("cannot collect the workload's exit status", "id", in.id, "pid", in.pid, "error", errMsg)
+		killRecordedGroup(in.pid, in.pidStart)
+		s.killCgroup(in)
 	} else {
-		c := exitCode(ws)
-		code = &c
+		code, errMsg, gone, monOOM = ex.Code, ex.Error, ex.GroupGone, ex.OOM
+		if errMsg != "" {
+			s.log.Error("cannot collect the workload's exit status", "id", in.id, "pid", in.pid, "error", errMsg)
+		}
 	}
-	s.mu.Lock()
-	delete(s.leaders, in.pid)
-	s.mu.Unlock()
-
-	gone := reapGroup(in.pid, groupGoneTimeout)
-	if !gone {
+	if ex != nil && !gone {
 		s.log.Error("processes of the workload's group are still alive after SIGKILL", "id", in.id, "pgid", in.pid)
 	}
-	oom := s.killLeftBehind(in) // isolation.go: its cgroup, or the processes carrying its tag
+	oom := s.killLeftBehind(in) || monOOM // isolation.go: its cgroup, or the processes carrying its tag
 	select {
-	case <-drained:
+	case <-in.drained:
 	case <-time.After(drainTimeout):
-		_ = pr.Close() // a process outside the group still holds the pipe
-		<-drained
+		_ = in.pr.Close() // a process outside the group still holds the pipe
+		<-in.drained
 	}
+	// The monitor goes once it has our bye; it is reaped in the background.
+	_ = in.mon.send(monMsg{Op: opBye})
+	s.wg.Add(1) // the caller is counted: Shutdown cannot be past its wait
+	go func() {
+		defer s.wg.Done()
+		in.mon.awaitGone(monitorGoneTimeout)
+		s.mu.Lock()
+		delete(s.leaders, in.mon.pid)
+		s.mu.Unlock()
+	}()
 	if gone {
 		s.guard.remove(in.pid)
 		_ = os.Remove(recordPath(in.dir, in.gen))
+		_ = os.Remove(exitPath(in.dir, in.gen))
 	}
 
 	// An exclusive instance that ends once the lease has lapsed was stopped
@@ -227,6 +300,9 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 	in.exitCode = code
 	in.errMsg = errMsg
 	in.exitedAt = time.Now().UTC()
+	if ex != nil && !ex.At.IsZero() && in.adoptedExit == ex {
+		in.exitedAt = ex.At // it ended while no agent ran
+	}
 	if in.stopping || lapsed {
 		in.state = api.InstanceStopped
 	} else {
@@ -239,6 +315,20 @@ func (s *supervisor) supervise(in *instance, pr *os.File, drained <-chan struct{
 	s.mu.Unlock()
 	s.log.Info("workload ended", "id", in.id, "generation", in.gen, "pid", in.pid, "state", state, "exit_code", derefOr(code, -1))
 	s.pruneEnded()
+}
+
+// readExitRecord reads the exit record of run in, if its monitor wrote one
+// for this very process.
+func readExitRecord(in *instance) *exitRecord {
+	data, err := os.ReadFile(exitPath(in.dir, in.gen))
+	if err != nil {
+		return nil
+	}
+	var ex exitRecord
+	if json.Unmarshal(data, &ex) != nil || ex.PID != in.pid || ex.StartTime != in.pidStart || ex.Generation != in.gen {
+		return nil
+	}
+	return &ex
 }
 
 func derefOr(p *int, def int) int {

@@ -70,9 +70,16 @@ type supervisor struct {
 	forkMu sync.RWMutex
 	closed atomic.Bool
 
+	// finishing is set by Shutdown or Detach, whichever comes first;
+	// detaching when it is Detach (adopt.go), with its grace.
+	finishing   atomic.Bool
+	detaching   atomic.Bool
+	detachGrace time.Duration
+	stopFollow  chan struct{} // closed by Detach: log followers end, to go on with the next agent
+
 	mu      sync.RWMutex
 	slots   map[string]*slot
-	leaders map[int]*instance // main processes not yet reaped
+	leaders map[int]*instance // monitors (our children) not yet reaped, by pid
 
 	wg       sync.WaitGroup // supervise and copy goroutines
 	stopOnce sync.Once
@@ -98,15 +105,16 @@ func newSupervisor(cfg supervisorConfig, log hclog.Logger) (*supervisor, error) 
 		return nil, err
 	}
 	s := &supervisor{
-		cfg:     cfg,
-		log:     log,
-		baseEnv: workloadBaseEnv(os.Environ(), cfg.token),
-		devNull: devNull,
-		nullFd:  devNull.Fd(),
-		slots:   make(map[string]*slot),
-		leaders: make(map[int]*instance),
-		stopBG:  make(chan struct{}),
-		bgDone:  make(chan struct{}),
+		cfg:        cfg,
+		log:        log,
+		baseEnv:    workloadBaseEnv(os.Environ(), cfg.token),
+		devNull:    devNull,
+		nullFd:     devNull.Fd(),
+		slots:      make(map[string]*slot),
+		leaders:    make(map[int]*instance),
+		stopBG:     make(chan struct{}),
+		bgDone:     make(chan struct{}),
+		stopFollow: make(chan struct{}),
 	}
 	s.runID = newRunID()
 	if s.guard, err = startGuard(s.nullFd, s.runID, cfg.cgroups, log); err != nil {
@@ -388,6 +396,9 @@ func (s *supervisor) Logs(id string, n int) ([]byte, error) {
 // Shutdown refuses new starts, stops every running instance (SIGTERM, then
 // SIGKILL after the grace period) and waits for them until ctx is done.
 func (s *supervisor) Shutdown(ctx context.Context) error {
+	if !s.finishing.CompareAndSwap(false, true) {
+		return nil
+	}
 	s.forkMu.Lock()
 	s.closed.Store(true)
 	s.forkMu.Unlock()
@@ -406,6 +417,23 @@ func (s *supervisor) Shutdown(ctx context.Context) error {
 	if len(running) > 0 {
 		s.log.Info("stopping all workloads", "count", len(running), "grace", s.cfg.stopGrace)
 	}
+	err := s.stopAll(ctx, running)
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		_ = s.devNull.Close()
+	case <-ctx.Done():
+	}
+	// Closing the guard's stdin makes it SIGKILL whatever group is left.
+	s.guard.close(ctx)
+	return err
+}
+
+// stopAll stops the instances (marked stopping by the caller): SIGTERM,
+// then SIGKILL after the grace period, and waits for them until ctx is done.
+func (s *supervisor) stopAll(ctx context.Context, running []*instance) error {
 	for _, in := range running {
 		in.signal(syscall.SIGTERM)
 	}
@@ -420,16 +448,6 @@ func (s *supervisor) Shutdown(ctx context.Context) error {
 		}
 		left = waitAll(ctx, left)
 	}
-
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		_ = s.devNull.Close()
-	case <-ctx.Done():
-	}
-	// Closing the guard's stdin makes it SIGKILL whatever group is left.
-	s.guard.close(ctx)
 	if len(left) > 0 {
 		return fmt.Errorf("%d workloads were not confirmed gone before the shutdown timeout", len(left))
 	}

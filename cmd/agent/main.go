@@ -34,7 +34,17 @@ const usageHead = `Usage: agent --id ID --join ADDRS --data DIR [flags]
 The micro-orchestrator node agent. It serves the agent HTTP API on --listen,
 registers with the scheduler replicas of --join (retrying until one accepts),
 and runs the workloads their leader sends as OS processes, each in its own
-process group; the workloads die with the agent.
+process group under a small monitor process of its own.
+
+A killed agent (SIGKILL, a crash) is a dead node: its workloads die with it
+at once. SIGTERM or SIGINT keeps them running instead: the agent tells the
+schedulers that the node is restarting (POST /nodes/ID/restarting), hands each
+workload to its monitor and exits; an agent started again on the same --data
+within --restart-grace adopts them (same pids, output, ports, checks,
+restart policy), and the monitors kill those that no agent adopts in time.
+Upgrading the agent is: replace the binary, SIGTERM, start it again.
+With --restart-grace 0, SIGTERM stops every workload instead; with
+--drain-on-shutdown it has the node drained first.
 
 Example:
   SCHEDULER_TOKEN=T agent --id n1 --listen 127.0.0.1:8080 \
@@ -58,13 +68,24 @@ Environment:
                     unreadable to other users; a workload running as the
                     agent's own user, or as root, can still find it.
 
-Exit codes: 0 clean shutdown (SIGTERM or SIGINT; a second signal exits at
-once), 1 runtime error, 2 usage error.
+Signals: SIGTERM or SIGINT shuts down as above. A second one while the node
+drains exits at once, keeping the workloads for the next agent as a plain
+SIGTERM does (with --restart-grace 0 they die with the agent); a second one
+while the workloads are being stopped exits at once, and they die with the
+agent; a third gets the default action. SIGHUP reloads the TLS files.
+
+A supervisor such as systemd must signal the agent's main process only (for
+systemd: KillMode=process), or it kills the workloads itself.
+
+Exit codes: 0 clean shutdown, 1 runtime error, 2 usage error.
 `
 
 func main() {
 	if agent.IsGuard() {
 		os.Exit(agent.RunGuard())
+	}
+	if agent.IsMonitor() { // a workload's monitor
+		os.Exit(agent.RunMonitor())
 	}
 	if cgroup.IsShim() { // enters a workload's cgroup, then execs it
 		os.Exit(cgroup.RunShim())
@@ -108,6 +129,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs.IntVar(&cfg.MemoryMB, "memory-mb", 0, "memory the node offers to placement, in `MIB` (0 detects MemTotal of /proc/meminfo)")
 	fs.StringVar(&cfg.CPUFile, "cpu-file", "", "failure-drill hook: report the number (percent) in this `FILE` as cpu_usage at each sample instead of measuring /proc/stat; leave unset in production")
 	fs.BoolVar(&cfg.NoCgroups, "no-cgroups", false, "run workloads without a cgroup each (no resource limits; processes are found by group and environment tag)")
+	fs.DurationVar(&cfg.RestartGrace, "restart-grace", agent.DefaultRestartGrace, "on SIGTERM keep the workloads running this long for an agent restarted on the same --data to adopt (the leader waits as long before it moves them); 0 stops every workload on SIGTERM")
+	fs.BoolVar(&cfg.DrainOnShutdown, "drain-on-shutdown", false, "on SIGTERM first ask the scheduler to drain this node and wait until its workloads have moved (each replacement started before the old instance stops), then stop what is left")
+	fs.DurationVar(&cfg.DrainDeadline, "drain-deadline", agent.DefaultDrainDeadline, "with --drain-on-shutdown, the drain's deadline: the scheduler stops what has not moved by then")
 	var tlsFiles tlsutil.Files
 	tlsutil.AddFlags(fs, &tlsFiles, false)
 	fs.BoolVar(&logJSON, "log-json", false, "log in JSON")
@@ -146,6 +170,12 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	if cfg.StopGrace <= 0 {
 		return usageError(stderr, fmt.Errorf("--stop-grace must be positive, not %s", cfg.StopGrace))
 	}
+	if cfg.RestartGrace < 0 {
+		return usageError(stderr, fmt.Errorf("--restart-grace must be 0 or positive, not %s", cfg.RestartGrace))
+	}
+	if cfg.DrainDeadline <= 0 {
+		return usageError(stderr, fmt.Errorf("--drain-deadline must be positive, not %s", cfg.DrainDeadline))
+	}
 	if cfg.LogMaxBytes <= 0 {
 		return usageError(stderr, fmt.Errorf("--log-max-bytes must be positive, not %d", cfg.LogMaxBytes))
 	}
@@ -165,11 +195,18 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 
 	logger := hclog.New(&hclog.LoggerOptions{Level: level, Output: stderr, JSONFormat: logJSON})
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 3)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	again := make(chan struct{})
+	cfg.Interrupt = again
 	go func() {
-		<-ctx.Done()
-		stop() // a second signal gets the default action: exit at once
+		<-sigs
+		cancel()
+		<-sigs
+		close(again)
+		signal.Reset(syscall.SIGTERM, syscall.SIGINT) // a third one gets the default action
 	}()
 	if err := agent.Run(ctx, cfg, logger); err != nil {
 		logger.Named("agent").Error("agent failed", "error", err)

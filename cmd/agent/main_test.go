@@ -37,3 +37,24 @@ func TestBadPortRangeIsAUsageError(t *testing.T) {
 		}
 	}
 }
+
+// The restart and drain flags are described, and bad values are usage
+// errors.
+func TestRestartFlags(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"-h"}, func(string) string { return "" }, &out); code != exitOK {
+		t.Fatalf("agent -h: exit %d", code)
+	}
+	for _, want := range []string{"-restart-grace", "(default 10s)", "-drain-on-shutdown", "-drain-deadline", "(default 1h0m0s)", "KillMode=process"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("agent -h does not mention %q:\n%s", want, out.String())
+		}
+	}
+	for _, args := range [][]string{{"--restart-grace", "-1s"}, {"--restart-grace", "2h"}, {"--drain-deadline", "0s"}} {
+		var out bytes.Buffer
+		code := run(append([]string{"--id", "n1", "--data", t.TempDir(), "--insecure"}, args...), func(string) string { return "" }, &out)
+		if code != exitUsage || !strings.Contains(out.String(), strings.TrimPrefix(args[0], "-")) {
+			t.Errorf("%v: exit %d\n%s", args, code, out.String())
+		}
+	}
+}
