@@ -70,12 +70,14 @@ func newFakeScheduler(t *testing.T) *fakeScheduler {
 			f.drains = append(f.drains, req)
 			f.draining = true
 			api.WriteJSON(w, http.StatusOK, map[string]string{})
-		case r.Method == http.MethodGet && r.URL.Path == "/nodes":
+		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/nodes/"):
 			f.nodePolls++
-			api.WriteJSON(w, http.StatusOK, map[string]any{"nodes": []map[string]any{
-				{"id": "other", "draining": true},
-				{"id": "n-drain", "status": "online", "draining": f.draining, "eligible": !f.draining},
-			}})
+			id := strings.TrimPrefix(r.URL.Path, "/nodes/")
+			if id != "n-drain" {
+				api.WriteError(w, http.StatusNotFound, "no node "+id)
+				return
+			}
+			api.WriteJSON(w, http.StatusOK, map[string]any{"id": "n-drain", "status": "online", "draining": f.draining, "eligible": !f.draining})
 		default:
 			api.WriteError(w, http.StatusNotFound, "fake scheduler: no "+r.Method+" "+r.URL.Path)
 		}

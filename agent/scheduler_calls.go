@@ -115,16 +115,16 @@ func requestDrain(client *http.Client, addrs []string, id string, deadline time.
 	return postNode(ctx, client, addrs, id, "drain", drainBody{Enable: true, Deadline: api.Duration(deadline)})
 }
 
-// nodeDrain is what the agent reads of a node in GET /nodes (a struct of
-// its own, so that it depends on nothing else of api.Node).
+// nodeDrain is what the agent reads of a node in GET /nodes/{id} (a struct
+// of its own, so that it depends on nothing else of api.Node).
 type nodeDrain struct {
 	ID       string `json:"id"`
 	Draining *bool  `json:"draining"`
 }
 
-// nodeDraining reads GET /nodes from the replicas in turn and reports
-// whether node id is still draining; known is false when the answer has no
-// such node or no draining field.
+// nodeDraining reads GET /nodes/{id} (what an agent certificate may read)
+// from the replicas in turn and reports whether node id is still draining;
+// known is false when the answer has no such node or no draining field.
 func nodeDraining(ctx context.Context, client *http.Client, addrs []string, id string) (draining, known bool, err error) {
 	var errs []error
 	for _, a := range addrs {
@@ -133,22 +133,18 @@ func nodeDraining(ctx context.Context, client *http.Client, addrs []string, id s
 			errs = append(errs, err)
 			continue
 		}
-		var list struct {
-			Nodes []nodeDrain `json:"nodes"`
-		}
-		if err := getJSON(ctx, client, base, &list); err != nil {
+		var n nodeDrain
+		if err := getJSON(ctx, client, base+"/"+url.PathEscape(id), &n); err != nil {
+			if strings.HasPrefix(err.Error(), "404") {
+				return false, false, nil
+			}
 			errs = append(errs, fmt.Errorf("%s: %w", a, err))
 			continue
 		}
-		for _, n := range list.Nodes {
-			if n.ID == id {
-				if n.Draining == nil {
-					return false, false, nil
-				}
-				return *n.Draining, true, nil
-			}
+		if n.ID != id || n.Draining == nil {
+			return false, false, nil
 		}
-		return false, false, nil
+		return *n.Draining, true, nil
 	}
 	return false, false, errors.Join(errs...)
 }

@@ -243,7 +243,7 @@ start_agent() {
 		cpu=(--cpu-file "$DIR/$id.cpu")
 	fi
 	$SETSID "$BIN/agent" --id "$id" --listen "${LISTEN[$id]}" --join "$ALL_HTTP" --data "$DIR/$id" \
-		--stop-grace 3s --log-level debug "${cpu[@]}" "${TLS_AGENT[@]}" </dev/null >>"$DIR/$id.log" 2>&1 &
+		--stop-grace 3s --restart-grace 0 --log-level debug "${cpu[@]}" "${TLS_AGENT[@]}" </dev/null >>"$DIR/$id.log" 2>&1 &
 	PID[$id]=$!
 	ALL_PIDS+=("$!")
 	unset "STOPPED[$id]"
@@ -838,7 +838,8 @@ cleanup() {
 			kill9 "$p"
 		fi
 	done
-	# The agents stop their workloads on SIGTERM; anything of this run left is a leak.
+	# The agents (--restart-grace 0) stop their workloads on SIGTERM; anything
+	# of this run left is a leak.
 	wait_for 10 "the workloads to exit" no_run_processes >/dev/null 2>&1
 	local leaked=() rest=()
 	mapfile -t leaked < <(pgrep -f "$MARK_RE")

@@ -126,7 +126,10 @@ func runDev(args []string) int {
 		a := []string{"--id", id, "--listen", agentAddrs[i], "--join", join, "--data", filepath.Join(root, id),
 			// Agents on one machine pick workloads' ports from ranges of
 			// their own, so that two never hand out the same port.
-			"--port-range", fmt.Sprintf("%d-%d", 20000+i*4000, 20000+i*4000+3999)}
+			"--port-range", fmt.Sprintf("%d-%d", 20000+i*4000, 20000+i*4000+3999),
+			// Ctrl-C stops everything: its SIGTERM must not leave the
+			// workloads running for a restarted agent to re-adopt.
+			"--restart-grace", "0"}
 		a = append(a, certs.flags(tlsutil.RoleAgent)...)
 		p, err := startDevProc("agent", id, agentAddrs[i], agent, a, env, filepath.Join(root, id+".log"))
 		if err != nil {
