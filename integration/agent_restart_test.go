@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -155,8 +156,17 @@ func TestAgentRestartKeepsWorkloads(t *testing.T) {
 
 	// An agent that does not come back within its grace: its workloads are
 	// killed when the grace runs out, and move as off any dead node.
-	tc.startAgents(1, "--restart-grace", "2s")
-	b := tc.agents[len(tc.agents)-1]
+	b := &agentProc{id: "n4", listen: addr(freePort(t))}
+	b.data = filepath.Join(tc.dir, b.id)
+	tc.agents = append(tc.agents, b)
+	tc.startAgent(b, "--restart-grace", "2s")
+	poll(t, 30*time.Second, "n4 online", func() (bool, string) {
+		var n api.Node
+		if err := e.get("/nodes/n4", &n); err != nil {
+			return false, err.Error()
+		}
+		return n.Status == api.NodeOnline, n.Status
+	})
 	for _, o := range tc.agents {
 		if o != b && o != a {
 			setEligible(o.id, false)
