@@ -185,40 +185,11 @@ func killLeftoverGroups(m *cgroup.Manager, keep map[string]bool, log hclog.Logge
 	if m == nil {
 		return
 	}
-	var groups, procs int
-	var errs []error
-	if len(keep) == 0 {
-		var err error
-		groups, procs, err = m.KillAll(cgroupKillTimeout)
-		errs = append(errs, err)
-	} else {
-		names, err := m.Groups()
-		errs = append(errs, err)
-		for _, name := range names {
-			if keep[name] {
-				continue
-			}
-			g, err := m.Load(name)
-			if err != nil {
-				if !errors.Is(err, os.ErrNotExist) {
-					errs = append(errs, err)
-				}
-				continue
-			}
-			n, err := g.Kill(cgroupKillTimeout)
-			procs += n
-			errs = append(errs, err)
-			if err := g.Delete(); err != nil {
-				errs = append(errs, err)
-			} else {
-				groups++
-			}
-		}
-	}
+	groups, procs, err := m.KillAllExcept(cgroupKillTimeout, keep)
 	if groups > 0 {
 		log.Warn("killed the workload cgroups left by the previous run of this agent", "groups", groups, "processes", procs)
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		log.Error("cannot remove every workload cgroup left by the previous run", "error", err)
 	}
 }

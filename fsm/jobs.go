@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -87,12 +88,7 @@ func copyJobVersion(v api.JobVersion) api.JobVersion {
 func CopyJobSpec(s api.JobSpec) api.JobSpec {
 	c := s
 	c.Args = slices.Clone(s.Args)
-	if s.Env != nil {
-		c.Env = make(map[string]string, len(s.Env))
-		for k, v := range s.Env {
-			c.Env[k] = v
-		}
-	}
+	c.Env = maps.Clone(s.Env)
 	if s.Count != nil {
 		n := *s.Count
 		c.Count = &n

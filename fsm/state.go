@@ -165,12 +165,7 @@ func (s *State) Clone() *State {
 func CopyWorkload(w *api.Workload) *api.Workload {
 	c := *w
 	c.Args = append([]string(nil), w.Args...)
-	if w.Env != nil {
-		c.Env = make(map[string]string, len(w.Env))
-		for k, v := range w.Env {
-			c.Env[k] = v
-		}
-	}
+	c.Env = maps.Clone(w.Env)
 	if w.ExitCode != nil {
 		e := *w.ExitCode
 		c.ExitCode = &e

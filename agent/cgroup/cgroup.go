@@ -273,9 +273,17 @@ func (m *Manager) Groups() ([]string, error) {
 // timeout, and returns how many groups it removed and how many processes it
 // killed in them.
 func (m *Manager) KillAll(timeout time.Duration) (groups, procs int, err error) {
+	return m.KillAllExcept(timeout, nil)
+}
+
+// KillAllExcept is KillAll, leaving alone the groups whose names are in keep.
+func (m *Manager) KillAllExcept(timeout time.Duration, keep map[string]bool) (groups, procs int, err error) {
 	names, err := m.Groups()
 	errs := []error{err}
 	for _, name := range names {
+		if keep[name] {
+			continue
+		}
 		g, err := m.Load(name)
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) {
