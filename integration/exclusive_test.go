@@ -120,7 +120,9 @@ func countTagged(ids []string, agents map[int]bool) (map[string]int, map[string]
 		}
 	}
 	for pid, id := range tags {
-		if agents[parents[pid]] {
+		// An instance's main process is a child of its agent's monitor for
+		// it, a child of the agent (or, from an older agent, of the agent).
+		if agents[parents[pid]] || agents[parentOf(parents[pid])] {
 			out[id]++
 			who[id] = append(who[id], strconv.Itoa(pid)+" "+full[pid])
 		}
@@ -129,6 +131,15 @@ func countTagged(ids []string, agents map[int]bool) (map[string]int, map[string]
 		out[id] += 0
 	}
 	return out, who
+}
+
+// parentOf returns the parent pid of pid, or 0.
+func parentOf(pid int) int {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	return ppidOf(stat)
 }
 
 // ppidOf reads the parent pid from /proc/PID/stat.
