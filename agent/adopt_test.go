@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -274,13 +275,10 @@ func TestMonitorKillsItsWorkloadWhenTheAgentDies(t *testing.T) {
 		waitFor(t, 5*time.Second, "the escaped sleep", func() bool { return len(withArg(m)) == 1 })
 		escaped := withArg(m)[0]
 		link.close() // the agent's end of the connection, as its death closes it
-		var ex exitRecord
-		waitFor(t, 5*time.Second, "the monitor's exit record", func() bool {
-			data, err := os.ReadFile(exitPath(dir, 1))
-			return err == nil && json.Unmarshal(data, &ex) == nil
-		})
-		if ex.Cause != causeAgentDied || ex.Code == nil || *ex.Code != 137 || !ex.GroupGone || ex.PID != started.PID {
-			t.Errorf("cgroup %t: exit record %+v, want the workload killed for its agent's death", withCgroup, ex)
+		waitFor(t, 5*time.Second, "the workload killed for its agent's death", func() bool { return !running(started.PID) })
+		// Nothing is written in the dead agent's data dir afterwards.
+		if _, err := os.Stat(exitPath(dir, 1)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cgroup %t: an exit record was written after the agent died (%v)", withCgroup, err)
 		}
 		waitFor(t, 5*time.Second, "the escaped process killed", func() bool { return !running(escaped) })
 		waitFor(t, 5*time.Second, "the monitor gone", func() bool {

@@ -542,8 +542,13 @@ func (m *monitor) ended(werr error) {
 	}
 	reapChildren()
 	rec.At = time.Now().UTC()
-	data, _ := json.Marshal(rec)
-	_ = atomicfile.Write(exitPath(".", m.spec.Gen), data)
+	if !m.died {
+		// Kept for the agent, or for the next one to adopt. An agent that
+		// died without a restart adopts nothing: nothing more is written
+		// in its data dir once it is gone.
+		data, _ := json.Marshal(rec)
+		_ = atomicfile.Write(exitPath(".", m.spec.Gen), data)
+	}
 	m.exit = rec
 	switch {
 	case m.died || m.expired:

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -64,64 +63,17 @@ func newJobsEnv(tc *testCluster) *jobsEnv {
 	}}
 }
 
-// jtDialError reports whether err is a failure to connect: nothing reached
-// the replica, so another one may be asked.
-func jtDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// do makes an API call through the first live replica that answers,
-// trying the next on a dial error and all of them again for a while on a
-// 503 (an election). A write that may have reached a replica is not sent
-// again.
+// do makes an API call through the first live replica that answers
+// (callAny).
 func (e *jobsEnv) do(method, path string, body any) (int, []byte, error) {
-	deadline := time.Now().Add(15 * time.Second)
-	var last error
-	for {
-		for _, r := range e.tc.replicas {
-			if r.proc == nil || !r.proc.alive() {
-				continue
-			}
-			code, b, err := e.tc.c.call(method, r.http, path, body)
-			switch {
-			case err == nil && code != http.StatusServiceUnavailable:
-				return code, b, nil
-			case err == nil:
-				last = fmt.Errorf("%s %s: %d %s", method, path, code, b)
-			case method == http.MethodGet || jtDialError(err):
-				last = err
-			default:
-				return 0, nil, err
-			}
-		}
-		if time.Now().After(deadline) {
-			if last == nil {
-				last = errors.New("no live replica")
-			}
-			return 0, nil, last
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return e.tc.callAny(method, path, body)
 }
 
 // must makes a call, fails the test unless it answers want, and decodes
 // the answer into out (when not nil).
 func (e *jobsEnv) must(t *testing.T, method, path string, body any, want int, out any) []byte {
 	t.Helper()
-	code, b, err := e.do(method, path, body)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	if code != want {
-		t.Fatalf("%s %s: %d %s; want %d", method, path, code, b, want)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: decoding %s: %v", method, path, b, err)
-		}
-	}
-	return b
+	return e.tc.mustAny(t, method, path, body, want, out)
 }
 
 // getJSON GETs path through a live replica into out.

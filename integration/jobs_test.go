@@ -60,6 +60,20 @@ func (e *jobsEnv) runJob(t *testing.T, spec api.JobSpec) api.JobRunResponse {
 // 1. POST /jobs: 3 instances running and healthy, on 3 nodes; the
 // deployment of version 0 successful.
 func jobsRun(t *testing.T, e *jobsEnv) {
+	// Spreading needs every node to be a candidate: answered a health check
+	// of this leader (a node not yet checked takes nothing).
+	waitFor(t, 20*time.Second, "every node answered a health check", func() bool {
+		var hs api.HealthSummary
+		if e.getJSON("/health/summary", &hs) != nil || len(hs.NodeDetails) != 3 {
+			return false
+		}
+		for _, d := range hs.NodeDetails {
+			if d.Status != api.NodeOnline || d.ResponseTime == nil {
+				return false
+			}
+		}
+		return true
+	})
 	start := time.Now()
 	resp := e.runJob(t, jtSpec("v1"))
 	if resp.Version != 0 || resp.Count != 3 || !resp.Plan.New || resp.Plan.Create != 3 {
