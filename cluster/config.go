@@ -49,6 +49,9 @@ type Config struct {
 	GCAfter     time.Duration
 	NodeGCAfter time.Duration
 
+	// PprofAddr, when set, serves Go's profiler there (loopback only).
+	PprofAddr string
+
 	Logger hclog.Logger
 }
 
@@ -122,6 +125,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Lease < 3*time.Second {
 		return errors.New("--agent-lease must be at least 3s (agents stop exclusive workloads 0.5s before it lapses, and heartbeat every second)")
+	}
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return fmt.Errorf("--pprof-addr %s: want a loopback host:port such as 127.0.0.1:6060 (the profiler has no token)", c.PprofAddr)
+		}
 	}
 	if c.GCAfter < MinGCAfter || c.NodeGCAfter < MinGCAfter {
 		return fmt.Errorf("--gc-after and --node-gc-after must be at least %s", MinGCAfter)

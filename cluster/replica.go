@@ -144,6 +144,11 @@ func (r *Replica) Run(ctx context.Context) error {
 	}()
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if r.cfg.PprofAddr != "" {
+		if err := r.servePprof(runCtx, r.cfg.PprofAddr); err != nil {
+			r.log.Error("profiler not started", "error", err)
+		}
+	}
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.watchLeadership(runCtx) }()
 

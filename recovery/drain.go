@@ -159,6 +159,26 @@ func moveRef(w *api.Workload) fsm.MoveRef {
 // once a drain's deadline passed (it is then placed elsewhere the same
 // way), and records the drains that are done.
 func (e *Engine) drainStep(ctx context.Context) {
+	// Most passes have neither a drain nor a move: find out in one scan
+	// without sorting (this runs at every pass, over every workload).
+	idle := true
+	e.store.Read(func(s *fsm.State) {
+		for _, n := range s.Nodes {
+			if n.Draining {
+				idle = false
+				return
+			}
+		}
+		for _, w := range s.Workloads {
+			if w.MoveFrom != nil {
+				idle = false
+				return
+			}
+		}
+	})
+	if idle {
+		return
+	}
 	now := time.Now().UTC()
 	var finish, abandon []fsm.MoveRef
 	var stops []stray

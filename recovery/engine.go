@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -291,20 +292,23 @@ func (e *Engine) evictOffline() {
 				offline++
 			}
 		}
-		for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
-			w := s.Workloads[id]
-			n, ok := s.Nodes[w.Node]
-			if w.Node == "" || (ok && n.Status != api.NodeOffline) || e.isInflight(id) {
+		// One pass without sorting; only what is found is sorted (this runs
+		// at every pass, over every workload).
+		for id, w := range s.Workloads {
+			if w.Node == "" || (w.State != api.StateRunning && w.State != api.StatePending) {
 				continue
 			}
-			if w.State == api.StateRunning || w.State == api.StatePending {
-				reason := "node " + w.Node + " offline"
-				if !ok {
-					reason = "node " + w.Node + " is gone"
-				}
-				reqs = append(reqs, fsm.RecoveryRequest{ID: id, Reason: reason})
+			n, ok := s.Nodes[w.Node]
+			if (ok && n.Status != api.NodeOffline) || e.isInflight(id) {
+				continue
 			}
+			reason := "node " + w.Node + " offline"
+			if !ok {
+				reason = "node " + w.Node + " is gone"
+			}
+			reqs = append(reqs, fsm.RecoveryRequest{ID: id, Reason: reason})
 		}
+		sort.Slice(reqs, func(i, j int) bool { return reqs[i].ID < reqs[j].ID })
 	})
 	if len(reqs) == 0 || !e.AllowEvict(offline, total) {
 		return

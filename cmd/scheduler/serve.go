@@ -38,6 +38,7 @@ func runServe(args []string) int {
 	fs.StringVar(&cfg.RestoreFile, "restore", "", "seed a new cluster from this state file (empty data dir only)")
 	fs.DurationVar(&cfg.SaveInterval, "save-interval", cfg.SaveInterval, "how often the leader writes the state file")
 	fs.DurationVar(&cfg.GCAfter, "gc-after", cfg.GCAfter, "remove stopped and completed workloads (and stopped jobs left empty) this long after they ended (at least 1s)")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (no token: never expose it)")
 	fs.DurationVar(&cfg.NodeGCAfter, "node-gc-after", cfg.NodeGCAfter, "remove nodes offline this long with nothing on them (at least 1s)")
 	fs.DurationVar(&cfg.Lease, "agent-lease", cfg.Lease, "how long an agent runs its exclusive workloads after the leader last acknowledged its heartbeat")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.HeartbeatTimeout, "raft heartbeat timeout")
