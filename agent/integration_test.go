@@ -116,20 +116,7 @@ func freeAddr(t testing.TB) string {
 // kills it by pid when the test ends.
 func startAgentProc(t testing.TB, args ...string) *agentProc {
 	t.Helper()
-	p := &agentProc{addr: freeAddr(t), stderr: &syncBuffer{}, done: make(chan struct{})}
-	args = append([]string{"--listen", p.addr, "--data", t.TempDir()}, args...)
-	p.cmd = exec.Command(agentBinary(t), args...)
-	p.cmd.Env = workloadBaseEnv(os.Environ(), "")
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	})
-	return p
+	return startAgentProcAt(t, freeAddr(t), append([]string{"--data", t.TempDir()}, args...)...)
 }
 
 // isMonitorProc reports whether pid is a workload's monitor.

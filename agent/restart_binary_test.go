@@ -101,7 +101,7 @@ func (f *fakeScheduler) awaitRegistration(t *testing.T, p *agentProc) api.Regist
 }
 
 // startAgentProcAt is startAgentProc listening on addr.
-func startAgentProcAt(t *testing.T, addr string, args ...string) *agentProc {
+func startAgentProcAt(t testing.TB, addr string, args ...string) *agentProc {
 	t.Helper()
 	p := &agentProc{addr: addr, stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(agentBinary(t), append([]string{"--listen", addr}, args...)...)

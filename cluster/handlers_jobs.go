@@ -225,7 +225,7 @@ func (r *Replica) handleScaleJob(w http.ResponseWriter, req *http.Request, ps ht
 		}
 	})
 	if err := r.Apply(&fsm.ScaleJob{At: time.Now().UTC(), Name: name, Count: *body.Count}); err != nil {
-		writeJobError(w, name, err)
+		writeCommandError(w, name, err)
 		return
 	}
 	r.jobChanged(api.EventJobScaled, name, fmt.Sprintf("count %d => %d", from, *body.Count))
@@ -233,8 +233,9 @@ func (r *Replica) handleScaleJob(w http.ResponseWriter, req *http.Request, ps ht
 	api.WriteJSON(w, http.StatusOK, j)
 }
 
-// writeJobError answers an Apply error of a job command, naming the job.
-func writeJobError(w http.ResponseWriter, name string, err error) {
+// writeCommandError answers an Apply error of a job or node command with
+// its message alone (without the "not found: " or "conflict: " prefix).
+func writeCommandError(w http.ResponseWriter, name string, err error) {
 	switch {
 	case errors.Is(err, fsm.ErrNotFound):
 		api.WriteError(w, http.StatusNotFound, strings.TrimPrefix(err.Error(), "not found: "))
@@ -304,7 +305,7 @@ func (r *Replica) handleRevertJob(w http.ResponseWriter, req *http.Request, ps h
 			continue
 		}
 		if err != nil {
-			writeJobError(w, name, err)
+			writeCommandError(w, name, err)
 			return
 		}
 		var v uint64
@@ -323,7 +324,7 @@ func (r *Replica) handleStopJob(w http.ResponseWriter, req *http.Request, ps htt
 	name := ps.ByName("name")
 	at := time.Now().UTC()
 	if err := r.Apply(&fsm.StopJob{At: at, Name: name}); err != nil {
-		writeJobError(w, name, err)
+		writeCommandError(w, name, err)
 		return
 	}
 	var stopped []*api.Workload

@@ -32,9 +32,50 @@ func (r *Replica) routeNodes(rt *router) {
 	rt.POST("/gc", r.handleGC)
 }
 
+// nodeUse is what a node's live workloads take: how many there are (the
+// old instances of moves off it included) and the resources they hold.
+type nodeUse struct {
+	remaining int
+	alloc     api.Capacity
+}
+
+func (u *nodeUse) add(w *api.Workload) {
+	u.remaining++
+	if res := w.Spec.Resources; res != nil {
+		u.alloc.CPUMillicores += res.CPUMillicores
+		u.alloc.MemoryMB += res.MemoryMB
+	}
+}
+
+// nodeUses sums, in one scan of the workloads, what each node's live
+// workloads take (only for node when it is not empty).
+func nodeUses(s *fsm.State, node string) map[string]*nodeUse {
+	out := map[string]*nodeUse{}
+	use := func(id string) *nodeUse {
+		u := out[id]
+		if u == nil {
+			u = &nodeUse{}
+			out[id] = u
+		}
+		return u
+	}
+	for _, w := range s.Workloads {
+		if !fsm.IsLive(w) {
+			continue
+		}
+		if m := w.MoveFrom; m != nil && (node == "" || m.Node == node) {
+			use(m.Node).add(w) // its old instance runs there until the new one is up
+		}
+		if w.Node != "" && (node == "" || w.Node == node) {
+			use(w.Node).add(w)
+		}
+	}
+	return out
+}
+
 // nodeView is node n as the API shows it: with what its live workloads
-// allocate, and how many are left to drain.
-func nodeView(s *fsm.State, n *api.Node) api.Node {
+// allocate (use), and how many are left to drain.
+func nodeView(n *api.Node, use *nodeUse) api.Node {
 	out := *n
 	out.Capacity = nil
 	if n.Capacity != nil {
@@ -45,28 +86,14 @@ func nodeView(s *fsm.State, n *api.Node) api.Node {
 		t := *n.RestartingUntil
 		out.RestartingUntil = &t
 	}
-	var alloc api.Capacity
-	remaining := 0
-	for _, w := range s.Workloads {
-		if w.MoveFrom != nil && w.MoveFrom.Node == n.ID && fsm.IsLive(w) {
-			remaining++ // its old instance runs here until the new one is up
-			if res := w.Spec.Resources; res != nil {
-				alloc.CPUMillicores += res.CPUMillicores
-				alloc.MemoryMB += res.MemoryMB
-			}
-		}
-		if w.Node == n.ID && fsm.IsLive(w) {
-			remaining++
-			if res := w.Spec.Resources; res != nil {
-				alloc.CPUMillicores += res.CPUMillicores
-				alloc.MemoryMB += res.MemoryMB
-			}
-		}
+	if use == nil {
+		use = &nodeUse{}
 	}
+	alloc := use.alloc
 	out.Allocated = &alloc
 	if n.Drain != nil {
 		d := *n.Drain
-		d.Remaining = remaining
+		d.Remaining = use.remaining
 		out.Drain = &d
 	}
 	return out
@@ -75,22 +102,28 @@ func nodeView(s *fsm.State, n *api.Node) api.Node {
 // nodeViews returns every node as the API shows it, sorted by id, in one
 // scan of the workloads.
 func nodeViews(s *fsm.State) []api.Node {
+	uses := nodeUses(s, "")
 	out := make([]api.Node, 0, len(s.Nodes))
 	for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
-		out = append(out, nodeView(s, s.Nodes[id]))
+		out = append(out, nodeView(s.Nodes[id], uses[id]))
 	}
 	return out
+}
+
+// nodeViewOf returns node id as the API shows it.
+func nodeViewOf(s *fsm.State, id string) (api.Node, bool) {
+	n, ok := s.Nodes[id]
+	if !ok {
+		return api.Node{}, false
+	}
+	return nodeView(n, nodeUses(s, id)[id]), true
 }
 
 func (r *Replica) handleGetNode(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) {
 	id := ps.ByName("id")
 	var out api.Node
 	ok := false
-	r.fsm.Read(func(s *fsm.State) {
-		if n, found := s.Nodes[id]; found {
-			out, ok = nodeView(s, n), true
-		}
-	})
+	r.fsm.Read(func(s *fsm.State) { out, ok = nodeViewOf(s, id) })
 	if !ok {
 		api.WriteError(w, http.StatusNotFound, "no node "+id)
 		return
@@ -101,11 +134,7 @@ func (r *Replica) handleGetNode(w http.ResponseWriter, _ *http.Request, ps httpr
 // answerNode answers with node id as it is now.
 func (r *Replica) answerNode(w http.ResponseWriter, id string) {
 	var out api.Node
-	r.fsm.Read(func(s *fsm.State) {
-		if n, ok := s.Nodes[id]; ok {
-			out = nodeView(s, n)
-		}
-	})
+	r.fsm.Read(func(s *fsm.State) { out, _ = nodeViewOf(s, id) })
 	api.WriteJSON(w, http.StatusOK, out)
 }
 
@@ -136,7 +165,7 @@ func (r *Replica) handleDrain(w http.ResponseWriter, req *http.Request, ps httpr
 		cmd.Deadline = now.Add(deadline)
 	}
 	if err := r.Apply(cmd); err != nil {
-		writeJobError(w, id, err)
+		writeCommandError(w, id, err)
 		return
 	}
 	if body.Enable {
@@ -166,7 +195,7 @@ func (r *Replica) handleEligibility(w http.ResponseWriter, req *http.Request, ps
 		return
 	}
 	if err := r.Apply(&fsm.SetEligibility{At: time.Now().UTC(), ID: id, Eligible: *body.Eligible}); err != nil {
-		writeJobError(w, id, err)
+		writeCommandError(w, id, err)
 		return
 	}
 	what := "ineligible: it keeps what it runs and takes no new work"
@@ -182,7 +211,7 @@ func (r *Replica) handleEligibility(w http.ResponseWriter, req *http.Request, ps
 func (r *Replica) handlePurgeNode(w http.ResponseWriter, _ *http.Request, ps httprouter.Params) {
 	id := ps.ByName("id")
 	if err := r.Apply(&fsm.PurgeNode{ID: id}); err != nil {
-		writeJobError(w, id, err)
+		writeCommandError(w, id, err)
 		return
 	}
 	r.nodeEvent(EventNodePurged, id, "node "+id+" purged")
@@ -206,7 +235,7 @@ func (r *Replica) handleRestarting(w http.ResponseWriter, req *http.Request, ps 
 	}
 	now := time.Now().UTC()
 	if err := r.Apply(&fsm.NodeRestarting{At: now, ID: id, Until: now.Add(grace)}); err != nil {
-		writeJobError(w, id, err)
+		writeCommandError(w, id, err)
 		return
 	}
 	if ls := r.currentLeader(); ls != nil && ls.health != nil {

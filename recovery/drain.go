@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
@@ -102,7 +103,7 @@ func (e *Engine) movesUnderWay(s *fsm.State) (map[string]int, int) {
 	}
 	e.mu.Lock()
 	for key := range e.stopping {
-		if node, id, ok := cutKey(key); ok {
+		if node, id, ok := strings.Cut(key, "/"); ok {
 			if w := s.Workloads[id]; w != nil && w.Exclusive && w.Node == node && fsm.IsLive(w) {
 				total++
 				if w.Job != "" {
@@ -113,16 +114,6 @@ func (e *Engine) movesUnderWay(s *fsm.State) (map[string]int, int) {
 	}
 	e.mu.Unlock()
 	return moving, total
-}
-
-// cutKey splits a stopping key "node/id".
-func cutKey(key string) (string, string, bool) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 // jobParallel is the max_parallel of job name's current version (1 when
