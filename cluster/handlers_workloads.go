@@ -117,16 +117,18 @@ func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httpr
 	}
 	now := time.Now().UTC()
 	ids, last := r.newIDs(count, now)
-	cmd := &fsm.SubmitWorkloads{At: now, Seq: last, Workloads: make([]api.Workload, count)}
+	ws := make([]api.Workload, count)
 	for i := range count {
-		cmd.Workloads[i] = api.Workload{ID: ids[i], Name: s.Name, Command: s.Command, Args: s.Args, Env: s.Env, Exclusive: s.Exclusive,
+		ws[i] = api.Workload{ID: ids[i], Name: s.Name, Command: s.Command, Args: s.Args, Env: s.Env, Exclusive: s.Exclusive,
 			Spec: s.Spec}
 	}
-	if err := r.Apply(cmd); err != nil {
+	if err := r.submits.submit(ws, last); err != nil {
 		writeApplyError(w, err)
 		return
 	}
-	r.kickPlacement()
+	if ls := r.currentLeader(); ls != nil && ls.recovery != nil {
+		ls.recovery.KickNew() // a pass over what this added, not over the whole state
+	}
 	api.WriteJSON(w, http.StatusCreated, api.SubmitResponse{IDs: ids})
 }
 

@@ -44,7 +44,8 @@ type Replica struct {
 	raftStream *tlsStream // nil without TLS
 	httpSrv    *http.Server
 	listener   net.Listener
-	seq        atomic.Uint64 // last workload sequence number handed out (leader)
+	seq        atomic.Uint64  // last workload sequence number handed out (leader)
+	submits    *submitBatcher // merges concurrent submissions into one raft entry
 	restore    *fsm.State
 	beats      *beatBook    // heartbeats heard while following
 	confirm    *confirmer   // leadership confirmed before a heartbeat is acknowledged
@@ -85,6 +86,7 @@ func New(cfg Config) (*Replica, error) {
 		agents:   api.NewAgentClient(cfg.Token, 90*time.Second, cfg.clientTLS(tlsutil.RoleAgent)),
 	}
 	r.forwardTransport = api.NewTransport("", cfg.clientTLS(tlsutil.RoleServer))
+	r.submits = &submitBatcher{apply: r.Apply}
 	r.certs = newCertBook()
 	r.confirm = &confirmer{verify: func() error { return r.raft.VerifyLeader().Error() }}
 	if err := r.initMonitoring(); err != nil {

@@ -91,6 +91,7 @@ func (s *State) applySubmit(c *SubmitWorkloads) error {
 		w.CreatedAt = c.At
 		w.UpdatedAt = c.At
 		s.Workloads[w.ID] = w
+		s.notePending(w.ID, true)
 	}
 	if c.Seq > s.LastSeq {
 		s.LastSeq = c.Seq
@@ -259,6 +260,7 @@ func (s *State) applyPlace(c *PlaceWorkloads) error {
 		w.Node = p.Node
 		w.Generation = p.Generation
 		w.State = api.StatePending // starting: the outcome says running or failed
+		s.notePending(w.ID, false)
 		ended(w)
 		w.Restarts = 0 // a new instance
 		w.UpdatedAt = c.At

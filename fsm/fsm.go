@@ -26,6 +26,35 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return f.ApplyCommand(c)
 }
 
+// ApplyBatch implements raft.BatchingFSM: it decodes a batch of committed
+// entries, then applies them in order under one lock. Configuration entries
+// change nothing here and answer nil.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	cmds := make([]Command, len(logs))
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		c, err := Decode(l.Data)
+		if err != nil {
+			out[i] = err
+			continue
+		}
+		cmds[i] = c
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, c := range cmds {
+		if c != nil {
+			if err := f.st.apply(c); err != nil {
+				out[i] = err
+			}
+		}
+	}
+	return out
+}
+
 // ApplyCommand applies a decoded command directly (tests and replay tools).
 func (f *FSM) ApplyCommand(c Command) error {
 	f.mu.Lock()

@@ -162,6 +162,7 @@ func (s *State) applyJobStep(c *JobStep) error {
 			w.Env = maps.Clone(sp.Env)
 		}
 		s.Workloads[id] = w
+		s.notePending(id, true)
 	}
 	for _, st := range c.Stop {
 		if w, ok := s.Workloads[st.ID]; ok && w.Job == j.Name && IsLive(w) {

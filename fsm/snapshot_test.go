@@ -3,7 +3,6 @@ package fsm_test
 import (
 	"bytes"
 	"errors"
-	"reflect"
 	"testing"
 
 	"github.com/micro-orchestrator/mo/fsm"
@@ -14,7 +13,7 @@ func sameState(t *testing.T, a, b *fsm.FSM) {
 	t.Helper()
 	a.Read(func(sa *fsm.State) {
 		b.Read(func(sb *fsm.State) {
-			if !reflect.DeepEqual(sa, sb) {
+			if !sa.Equal(sb) {
 				t.Errorf("states differ:\n%#v\n%#v", sa, sb)
 			}
 		})
@@ -149,7 +148,7 @@ func TestParseStateMarshalRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseState(Marshal()): %v", err)
 			}
-			if !reflect.DeepEqual(parsed, orig) {
+			if !parsed.Equal(orig) {
 				t.Fatalf("ParseState(Marshal(s)) != s:\n%#v\n%#v", parsed, orig)
 			}
 			again, err := parsed.Marshal()
@@ -202,7 +201,7 @@ func TestCloneIsDeep(t *testing.T) {
 	c.Replicas["s1"] = "changed"
 	var now *fsm.State
 	f.Read(func(s *fsm.State) { now = s.Clone() })
-	if !reflect.DeepEqual(now, orig) {
+	if !now.Equal(orig) {
 		t.Fatalf("writing to a Clone changed the FSM state")
 	}
 	if c.Workloads[w1].ExitCode == nil || *orig.Workloads[w1].ExitCode != 1 {

@@ -37,6 +37,9 @@ type State struct {
 	// ActiveAlerts are the alerts active under the last leader (not part of
 	// the desired state; kept so that the next leader takes them over).
 	ActiveAlerts []api.Alert `json:"active_alerts,omitempty"`
+
+	// idx is the leader's index of what may need placing (not replicated).
+	idx *pendingIndex
 }
 
 // NewState returns an empty state of the current version.
@@ -48,6 +51,7 @@ func NewState() *State {
 		RecoveryQueue: []QueueEntry{},
 		Replicas:      map[string]string{},
 		Jobs:          map[string]*Job{},
+		idx:           newPendingIndex(),
 	}
 }
 
@@ -84,6 +88,7 @@ func ParseState(b []byte) (*State, error) {
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("corrupt state file: %v", err)
 	}
+	s.indexAll()
 	return s, nil
 }
 
@@ -158,6 +163,7 @@ func (s *State) Clone() *State {
 	for k, v := range s.Replicas {
 		c.Replicas[k] = v
 	}
+	c.indexAll()
 	return c
 }
 

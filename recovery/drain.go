@@ -152,13 +152,20 @@ func moveRef(w *api.Workload) fsm.MoveRef {
 func (e *Engine) drainStep(ctx context.Context) {
 	// Most passes have neither a drain nor a move: find out in one scan
 	// without sorting (this runs at every pass, over every workload).
+	// Moves only start on a draining node: once a scan found neither, none
+	// can appear until a node drains again (movesClear; only Run's
+	// goroutine touches it).
 	idle := true
 	e.store.Read(func(s *fsm.State) {
 		for _, n := range s.Nodes {
 			if n.Draining {
 				idle = false
+				e.movesClear = false
 				return
 			}
+		}
+		if e.movesClear {
+			return
 		}
 		for _, w := range s.Workloads {
 			if w.MoveFrom != nil {
@@ -166,6 +173,7 @@ func (e *Engine) drainStep(ctx context.Context) {
 				return
 			}
 		}
+		e.movesClear = true
 	})
 	if idle {
 		return

@@ -149,9 +149,17 @@ type Engine struct {
 
 	stopSem     chan struct{}
 	wg          sync.WaitGroup
-	lastRefresh time.Time             // only touched by the Run goroutine
-	started     time.Time             // when Run started; set before any pass
-	wantPlace   bool                  // a Kick asked for a full pass
+	lastRefresh time.Time // only touched by the Run goroutine
+	started     time.Time // when Run started; set before any pass
+	wantPlace   bool      // a Kick asked for a full pass
+	wantFresh   bool      // a KickNew asked for a pass over new workloads
+	// What the last passes saw, so that the next looks only at what
+	// changed; only touched by the Run goroutine.
+	freshMark   fsm.FreshMark         // the log of new workloads read up to here
+	idleWhy     string                // every waiting workload was told this (no node can take any)
+	movesClear  bool                  // neither a drain nor a move was left at the last look
+	nodeCount   int                   // nodes at the last look for workloads of gone nodes
+	evictLooked bool                  // evictOffline looked at every workload once
 	nextWake    time.Time             // a pass asked for then (exclusive workloads waiting); guarded by mu
 	wakeTimer   *time.Timer           // fires at nextWake; guarded by mu
 	bounds      map[string]startBound // exclusive starts sent by this leader; guarded by mu
@@ -193,6 +201,15 @@ func (e *Engine) Kick() {
 	e.wake()
 }
 
+// KickNew asks for a pass over the workloads created since the last pass
+// (after a submission): cheaper than Kick, it looks at nothing else.
+func (e *Engine) KickNew() {
+	e.mu.Lock()
+	e.wantFresh = true
+	e.mu.Unlock()
+	e.wake()
+}
+
 func (e *Engine) wake() {
 	select {
 	case e.kick <- struct{}{}:
@@ -227,9 +244,9 @@ func (e *Engine) Run(ctx context.Context) {
 	defer e.stopWake()
 	t := time.NewTicker(e.cfg.Interval)
 	defer t.Stop()
-	full := true
+	full, fresh := true, false
 	for {
-		e.pass(ctx, full)
+		e.pass(ctx, full, fresh)
 		select {
 		case <-ctx.Done():
 			return
@@ -238,6 +255,7 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-e.kick:
 			e.mu.Lock()
 			full, e.wantPlace = e.wantPlace, false
+			fresh, e.wantFresh = e.wantFresh, false
 			e.mu.Unlock()
 		}
 	}
@@ -245,20 +263,22 @@ func (e *Engine) Run(ctx context.Context) {
 
 // pass reconciles the reported statuses and, on a full pass or when the
 // reconciliation changed the state, evicts the workloads of offline nodes
-// and places every workload that needs a node.
-func (e *Engine) pass(ctx context.Context, full bool) {
+// and places every workload that needs a node; a fresh pass places only the
+// workloads created since the last pass.
+func (e *Engine) pass(ctx context.Context, full, fresh bool) {
 	if ctx.Err() != nil {
 		return
 	}
 	if e.reconcile(ctx) {
 		full = true
 	}
-	if !full {
-		return
+	if full {
+		e.evictOffline()
+		e.drainStep(ctx)
 	}
-	e.evictOffline()
-	e.drainStep(ctx)
-	e.place(ctx)
+	if full || fresh {
+		e.place(ctx, full)
+	}
 }
 
 // AllowEvict is the mass-failure guard: a leader that suddenly sees most of
@@ -291,6 +311,13 @@ func (e *Engine) evictOffline() {
 			if n.Status == api.NodeOffline {
 				offline++
 			}
+		}
+		// With no node offline, only a node that is gone (fewer nodes than
+		// at the last look) can have left workloads behind.
+		gone := !e.evictLooked || total < e.nodeCount
+		e.nodeCount, e.evictLooked = total, true
+		if offline == 0 && !gone {
+			return
 		}
 		// One pass without sorting; only what is found is sorted (this runs
 		// at every pass, over every workload).
@@ -334,10 +361,11 @@ type work struct {
 	migrate bool
 }
 
-// place picks nodes for every workload that needs one, records the intents
-// in one raft write, starts them concurrently, and records the outcomes in
-// one raft write.
-func (e *Engine) place(ctx context.Context) {
+// place picks nodes for the workloads that need one (on a full pass every
+// one, otherwise those created since the last pass), records the intents in
+// one raft write, starts them concurrently, and records the outcomes in one
+// raft write.
+func (e *Engine) place(ctx context.Context, full bool) {
 	var todo []work
 	var cands []Candidate
 	busy, online := 0, 0       // online nodes, and those checked at or over the CPU limit
@@ -352,6 +380,28 @@ func (e *Engine) place(ctx context.Context) {
 	now := time.Now()
 	var waitUntil time.Time
 	e.store.Read(func(s *fsm.State) {
+		// The nodes first: which can take work.
+		var up []string // online, eligible, checked and below the CPU limit
+		live := false   // a node not offline, whose reports may show an earlier leader's start
+		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
+			n := s.Nodes[id]
+			if n.Status != api.NodeOffline {
+				live = true
+			}
+			if n.Status != api.NodeOnline || !n.Eligible || n.Draining {
+				continue // an ineligible or draining node takes no new work
+			}
+			online++
+			v, ok := e.health.NodeView(id)
+			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU >= e.cfg.CPULimit {
+				busy++
+			}
+			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU < e.cfg.CPULimit {
+				up = append(up, id)
+			}
+		}
+		ids, all := e.scope(s, full, len(up) == 0 && !live, noCandidateReason(online, busy, e.cfg.CPULimit))
+		full = all
 		// add takes a workload to place, unless it is exclusive and its
 		// last node may still run it.
 		add := func(wk work) {
@@ -371,10 +421,12 @@ func (e *Engine) place(ctx context.Context) {
 			q := queued[w.ID]
 			return work{w: fsm.CopyWorkload(w), since: q.Since, queued: q.Reason}
 		}
-		todo = append(todo, e.drainMoves(s)...)
-		for _, id := range slices.Sorted(maps.Keys(s.Workloads)) {
-			w := s.Workloads[id]
-			if e.isInflight(id) {
+		if full {
+			todo = append(todo, e.drainMoves(s)...)
+		}
+		for _, id := range ids {
+			w, ok := s.Workloads[id]
+			if !ok || e.isInflight(id) {
 				continue
 			}
 			switch {
@@ -406,6 +458,9 @@ func (e *Engine) place(ctx context.Context) {
 					}
 				}
 			}
+		}
+		if len(todo) == 0 || len(up) == 0 {
+			return // nothing to place, or nowhere to: no need to count what nodes hold
 		}
 		// What each node has given: the declared resources of the
 		// workloads placed there and starting or running. Failed workloads
@@ -454,26 +509,19 @@ func (e *Engine) place(ctx context.Context) {
 				hold(w)
 			}
 		}
-		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
+		for _, id := range up {
 			n := s.Nodes[id]
-			if n.Status != api.NodeOnline || !n.Eligible || n.Draining {
-				continue // an ineligible or draining node takes no new work
-			}
-			online++
-			v, ok := e.health.NodeView(id)
-			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU >= e.cfg.CPULimit {
-				busy++
-			}
-			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU < e.cfg.CPULimit {
-				cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id], Leased: e.leased(id, now),
-					Capacity: n.Capacity, Allocated: allocated[id], Jobs: jobsOn[id]})
-			}
+			v, _ := e.health.NodeView(id)
+			cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id], Leased: e.leased(id, now),
+				Capacity: n.Capacity, Allocated: allocated[id], Jobs: jobsOn[id]})
 		}
 	})
 	if !waitUntil.IsZero() {
 		e.wakeAt(waitUntil)
 	}
-	e.pruneFailedOn(todo)
+	if full {
+		e.pruneFailedOn(todo)
+	}
 	if len(outcomes) > 0 {
 		if err := e.store.Apply(&fsm.RecordOutcomes{At: time.Now().UTC(), MaxAttempts: e.cfg.MaxAttempts, Outcomes: outcomes}); err != nil {
 			e.log.Warn("recording adopted instances failed", "error", err)
@@ -792,18 +840,24 @@ func laterOf(a, b time.Time) time.Time {
 	return b
 }
 
-// noteNoCandidates records why workloads wait when no node can take any:
-// none is online and checked, or every one is at or over the CPU limit
-// (the guide's 80 % rule). The reason holds no measured value, so that it
-// is written once, not at every change of load.
-func (e *Engine) noteNoCandidates(todo []work, online, busy int) {
-	why := "no node is online"
+// noCandidateReason says why no node can take work: none is online and
+// checked, or every one is at or over the CPU limit (the guide's 80 % rule).
+// It holds no measured value, so that it is written once, not at every
+// change of load.
+func noCandidateReason(online, busy int, limit float64) string {
 	switch {
 	case busy > 0:
-		why = fmt.Sprintf("every online node checked is at or over the %.0f%% CPU limit (see scheduler health)", e.cfg.CPULimit)
+		return fmt.Sprintf("every online node checked is at or over the %.0f%% CPU limit (see scheduler health)", limit)
 	case online > 0:
-		why = "no online node has passed a health check under this leader yet"
+		return "no online node has passed a health check under this leader yet"
 	}
+	return "no node is online"
+}
+
+// noteNoCandidates records why workloads wait when no node can take any
+// (noCandidateReason).
+func (e *Engine) noteNoCandidates(todo []work, online, busy int) {
+	why := noCandidateReason(online, busy, e.cfg.CPULimit)
 	var waits []fsm.WaitReason
 	for _, t := range todo {
 		reason := why

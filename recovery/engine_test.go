@@ -112,7 +112,7 @@ func TestPlaceSpreadsABurst(t *testing.T) {
 	st, f := setup(t, 3, 6)
 	a := &agents{}
 	e := newEngine(st, healthy{"n1": 12, "n2": 14, "n3": 11}, a)
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	per := map[string]int{}
 	for i := 0; i < 6; i++ {
 		w := workload(f, fmt.Sprintf("w%d", i))
@@ -135,7 +135,7 @@ func TestPlaceSpreadsABurst(t *testing.T) {
 func TestPlacePrefersLowCPUAndHonoursTheLimit(t *testing.T) {
 	st, f := setup(t, 3, 3)
 	e := newEngine(st, healthy{"n1": 55, "n2": 5, "n3": 95}, &agents{})
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	for i := 0; i < 3; i++ {
 		if n := workload(f, fmt.Sprintf("w%d", i)).Node; n != "n2" {
 			t.Fatalf("w%d on %s, want n2 (lowest CPU band)", i, n)
@@ -148,7 +148,7 @@ func TestNothingFitsWaits(t *testing.T) {
 	st, f := setup(t, 2, 1)
 	refreshed := 0
 	e := New(Config{Term: 1, Refresh: func() { refreshed++ }}, st, healthy{"n1": 90, "n2": 85}, &agents{})
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if w := workload(f, "w0"); w.State != api.StatePending || w.Node != "" {
 		t.Fatalf("placed although nothing fits: %+v", w)
 	}
@@ -164,12 +164,12 @@ func TestFailedStartRetriesElsewhere(t *testing.T) {
 	h := healthy{"n1": 1, "n2": 50}
 	e := newEngine(st, h, a)
 	a.fail["n1:80"] = &api.AgentError{Status: 500, Message: "boom"}
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	w := workload(f, "w0")
 	if w.State != api.StateFailed || w.Attempts != 1 {
 		t.Fatalf("after a failed start: %+v", w)
 	}
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	w = workload(f, "w0")
 	if w.State != api.StateRunning || w.Node != "n2" || w.Generation != 2 {
 		t.Fatalf("retry: %+v", w)
@@ -182,7 +182,7 @@ func TestUnstartableGivesUpAfterMaxAttempts(t *testing.T) {
 	a := &agents{fail: map[string]error{"n1:80": &api.AgentError{Status: 422, Message: "exec: not found"}}}
 	e := newEngine(st, healthy{"n1": 1}, a)
 	for i := 0; i < 5; i++ {
-		e.pass(context.Background(), true)
+		e.pass(context.Background(), true, false)
 	}
 	w := workload(f, "w0")
 	if w.State != api.StatePermanentlyFailed || w.Attempts != 3 || len(a.starts) != 3 {
@@ -202,7 +202,7 @@ func TestVoidedIntentCallsNoAgent(t *testing.T) {
 		}
 	}
 	e := newEngine(st, healthy{"n1": 1}, a)
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if len(a.starts) != 0 {
 		t.Fatalf("started a stopped workload: %+v", a.starts)
 	}
@@ -218,7 +218,7 @@ func TestReconcile(t *testing.T) {
 	st, f := setup(t, 2, 3)
 	a := &agents{}
 	e := newEngine(st, healthy{"n1": 1, "n2": 1}, a)
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	w0, w1 := workload(f, "w0"), workload(f, "w1")
 	other := map[string]string{"n1": "n2", "n2": "n1"}
 
@@ -231,7 +231,7 @@ func TestReconcile(t *testing.T) {
 	for node, ws := range reports {
 		e.Observe(node, api.AgentStatus{NodeID: node, Workloads: ws})
 	}
-	e.pass(context.Background(), false)
+	e.pass(context.Background(), false, false)
 	e.wg.Wait()
 	want := other[w0.Node] + ":80 w0 0"
 	if stops := a.stopCalls(); len(stops) != 1 || stops[0] != want {
@@ -245,7 +245,7 @@ func TestReconcile(t *testing.T) {
 	// node reports the instance running.
 	must(t, f.ApplyCommand(&fsm.PlaceWorkloads{At: time.Now(), Placements: []fsm.Placement{{ID: "w2", Node: "n1", Generation: 9, Term: 6}}}))
 	e.Observe("n1", api.AgentStatus{Workloads: []api.AgentWorkload{{ID: "w2", PID: 77, State: api.InstanceRunning, Generation: 9}}})
-	e.pass(context.Background(), false)
+	e.pass(context.Background(), false, false)
 	if got := workload(f, "w2"); got.State != api.StateRunning || got.PID != 77 || got.Generation != 9 {
 		t.Fatalf("intent not adopted: %+v", got)
 	}
@@ -273,9 +273,9 @@ func runningAfterOneFailure(t *testing.T) (*Engine, *fsm.FSM, api.Workload) {
 	a := &agents{fail: map[string]error{"n1:80": &api.AgentError{Status: 500, Message: "boom"}}}
 	e := New(Config{Term: 1, MaxAttempts: 3, StableAfter: time.Minute}, st, healthy{"n1": 1}, a)
 	e.started = time.Now().Add(-time.Hour)
-	e.pass(context.Background(), true) // fails once
+	e.pass(context.Background(), true, false) // fails once
 	delete(a.fail, "n1:80")
-	e.pass(context.Background(), true) // runs
+	e.pass(context.Background(), true, false) // runs
 	w := workload(f, "w0")
 	if w.State != api.StateRunning || w.Attempts != 1 {
 		t.Fatalf("%+v", w)
@@ -289,7 +289,7 @@ func TestStableRunClearsAttempts(t *testing.T) {
 	e, f, w := runningAfterOneFailure(t)
 	report := api.AgentStatus{Workloads: []api.AgentWorkload{{ID: "w0", PID: w.PID, State: api.InstanceRunning, Generation: w.Generation}}}
 	e.Observe("n1", report)
-	e.pass(context.Background(), false)
+	e.pass(context.Background(), false, false)
 	if got := workload(f, "w0"); got.Attempts != 1 {
 		t.Fatalf("attempts cleared too early: %+v", got)
 	}
@@ -297,7 +297,7 @@ func TestStableRunClearsAttempts(t *testing.T) {
 	e.observed["n1"] = observation{status: report, at: w.UpdatedAt.Add(2 * time.Minute)}
 	e.dirty["n1"] = true
 	e.mu.Unlock()
-	e.pass(context.Background(), false)
+	e.pass(context.Background(), false, false)
 	if got := workload(f, "w0"); got.Attempts != 0 || got.State != api.StateRunning {
 		t.Fatalf("attempts not cleared after a stable run: %+v", got)
 	}
@@ -314,7 +314,7 @@ func TestRestartedInPlaceIsNotStable(t *testing.T) {
 	e.observed["n1"] = observation{status: api.AgentStatus{Workloads: []api.AgentWorkload{run}}, at: at}
 	e.dirty["n1"] = true
 	e.mu.Unlock()
-	e.pass(context.Background(), false)
+	e.pass(context.Background(), false, false)
 	if got := workload(f, "w0"); got.Attempts != 1 {
 		t.Fatalf("a run a second old cleared the attempts: %+v", got)
 	}

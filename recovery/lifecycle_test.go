@@ -71,7 +71,7 @@ func TestPlaceFitsResourcesAndSpreads(t *testing.T) {
 	st, f := capacityNodes(t, capacity(2000, 4096), capacity(2000, 4096), capacity(2000, 4096))
 	submitSpec(t, f, 0, 6, resources(1000, 512))
 	e := newEngine(st, healthy{"n1": 10, "n2": 12, "n3": 11}, &agents{})
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	per := map[string]int{}
 	for i := 0; i < 6; i++ {
 		w := workload(f, fmt.Sprintf("w%d", i))
@@ -85,7 +85,7 @@ func TestPlaceFitsResourcesAndSpreads(t *testing.T) {
 	}
 	// The nodes are full now: a seventh waits, saying why.
 	submitSpec(t, f, 6, 1, resources(1000, 512))
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if w := workload(f, "w6"); w.State != api.StatePending || w.Node != "" || w.Reason != "no node has 1000 millicores free (n1 has 0)" {
 		t.Fatalf("w6 on a full cluster: %+v", w)
 	}
@@ -97,7 +97,7 @@ func TestPlacePrefersLowCPUAmongNodesThatFit(t *testing.T) {
 	st, f := capacityNodes(t, capacity(4000, 8192), capacity(500, 8192), capacity(4000, 8192))
 	submitSpec(t, f, 0, 1, resources(1000, 0))
 	e := newEngine(st, healthy{"n1": 45, "n2": 1, "n3": 22}, &agents{})
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if w := workload(f, "w0"); w.Node != "n3" {
 		t.Fatalf("placed on %s, want n3 (n2 is too small, n1 busier)", w.Node)
 	}
@@ -105,7 +105,7 @@ func TestPlacePrefersLowCPUAmongNodesThatFit(t *testing.T) {
 	st2, f2 := capacityNodes(t, capacity(4000, 8192))
 	submitSpec(t, f2, 0, 1, resources(100, 0))
 	e2 := newEngine(st2, healthy{"n1": 85}, &agents{})
-	e2.pass(context.Background(), true)
+	e2.pass(context.Background(), true, false)
 	if w := workload(f2, "w0"); w.Node != "" {
 		t.Fatalf("placed on a node over the CPU limit: %+v", w)
 	}
@@ -119,14 +119,14 @@ func TestPendingReasonAndPlacementWhenCapacityFrees(t *testing.T) {
 	submitSpec(t, f, 0, 1, resources(500, 0))
 	a := &agents{}
 	e := newEngine(st, healthy{"n1": 50, "n2": 1}, a)
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if w := workload(f, "w0"); w.Node != "n2" {
 		t.Fatalf("w0 on %s, want n2", w.Node)
 	}
 	submitSpec(t, f, 1, 1, resources(2000, 0))
 	count := countApplies(st)
 	for range 3 {
-		e.pass(context.Background(), true)
+		e.pass(context.Background(), true, false)
 	}
 	want := "no node has 2000 millicores free (n2 has 1500)"
 	if w := workload(f, "w1"); w.State != api.StatePending || w.Node != "" || w.Reason != want {
@@ -137,7 +137,7 @@ func TestPendingReasonAndPlacementWhenCapacityFrees(t *testing.T) {
 	}
 	// Stopping w0 frees n2: the next pass places w1 there.
 	must(t, f.ApplyCommand(&fsm.StopWorkload{At: t0, ID: "w0"}))
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if w := workload(f, "w1"); w.State != api.StateRunning || w.Node != "n2" || w.Reason != "" {
 		t.Fatalf("w1 after capacity freed: %+v", w)
 	}
@@ -159,7 +159,7 @@ func TestPendingReasons(t *testing.T) {
 		st, f := capacityNodes(t, capacity(4000, 2048), capacity(1000, 4096))
 		submitSpec(t, f, 0, 1, c.spec)
 		e := newEngine(st, healthy{"n1": 1, "n2": 1}, &agents{})
-		e.pass(context.Background(), true)
+		e.pass(context.Background(), true, false)
 		if w := workload(f, "w0"); w.State != api.StatePending || w.Reason != c.want {
 			t.Errorf("%+v: got %q (%s), want %q", c.spec.Resources, w.Reason, w.State, c.want)
 		}
@@ -174,7 +174,7 @@ func TestNodeWithoutCapacityTakesOnlyWorkloadsWithoutResources(t *testing.T) {
 	submitSpec(t, f, 1, 1, api.Spec{Resources: &api.Resources{Pids: 10}}) // pids are not placed
 	submitSpec(t, f, 2, 1, api.Spec{})
 	e := newEngine(st, healthy{"n1": 1}, &agents{})
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if w := workload(f, "w0"); w.Node != "" || !strings.HasPrefix(w.Reason, "no node has declared a capacity to fit 100 millicores (n1 registered none") {
 		t.Fatalf("w0: %+v", w)
 	}
@@ -190,12 +190,12 @@ func TestQueuedWorkloadWaitReason(t *testing.T) {
 	st, f := capacityNodes(t, capacity(1000, 1024), capacity(1000, 1024))
 	submitSpec(t, f, 0, 2, resources(1000, 0))
 	e := newEngine(st, healthy{"n1": 1, "n2": 1}, &agents{})
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	lost := workload(f, "w0")
 	other := map[string]string{"n1": "n2", "n2": "n1"}[lost.Node]
 	must(t, f.ApplyCommand(&fsm.SetNodeStatus{At: t0, Changes: []fsm.NodeStatusChange{{ID: lost.Node, Status: api.NodeOffline, Evict: true}}}))
 	e.health = healthy{other: 1}
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	want := "node " + lost.Node + " offline; no node has 1000 millicores free (" + other + " has 0)"
 	if w := workload(f, "w0"); w.State != api.StateFailed || w.Reason != want {
 		t.Fatalf("w0: %+v, want failed with %q", w, want)
@@ -211,7 +211,7 @@ func TestStartCarriesNormalizedSpec(t *testing.T) {
 	must(t, f.ApplyCommand(&fsm.SubmitWorkloads{At: t0, Workloads: []api.Workload{{ID: "w9", Name: "x", Command: "sleep", Spec: spec}}}))
 	a := &agents{}
 	e := newEngine(st, healthy{"n1": 1}, a)
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	got := map[string]api.Spec{}
 	for _, r := range a.starts {
 		got[r.ID] = r.Spec
@@ -243,7 +243,7 @@ func runOne(t *testing.T, spec api.Spec) (*Engine, *store, *fsm.FSM, *agents, *[
 		mu.Unlock()
 	}}, st, healthy{"n1": 1}, a)
 	e.started = time.Now().Add(-time.Hour)
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if w := workload(f, "w0"); w.State != api.StateRunning {
 		t.Fatalf("not running: %+v", w)
 	}
@@ -266,7 +266,7 @@ func TestBatchExitZeroCompletes(t *testing.T) {
 	e, _, f, a, events := runOne(t, api.Spec{Type: api.TypeBatch})
 	report(e, f, api.AgentWorkload{State: api.InstanceExited, ExitCode: new(int)})
 	for range 3 {
-		e.pass(context.Background(), true)
+		e.pass(context.Background(), true, false)
 	}
 	w := workload(f, "w0")
 	if w.State != api.StateCompleted || w.Attempts != 0 || w.Node != "n1" || w.ExitCode == nil || *w.ExitCode != 0 {
@@ -280,7 +280,7 @@ func TestBatchExitZeroCompletes(t *testing.T) {
 	}
 	// Its instance, reported running again somehow, is a stray.
 	report(e, f, api.AgentWorkload{State: api.InstanceRunning, PID: 9})
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	e.wg.Wait()
 	if stops := a.stopCalls(); len(stops) != 1 {
 		t.Fatalf("stops %v, want the stray stopped", stops)
@@ -303,7 +303,7 @@ func TestExitsThatAreFailures(t *testing.T) {
 	} {
 		e, _, f, a, _ := runOne(t, c.spec)
 		report(e, f, api.AgentWorkload{State: api.InstanceExited, ExitCode: c.exit})
-		e.pass(context.Background(), true)
+		e.pass(context.Background(), true, false)
 		w := workload(f, "w0")
 		if w.State != api.StateRunning || w.Attempts != 1 || w.Generation != 2 || len(a.starts) != 2 {
 			t.Errorf("%s: %+v after %d starts, want restarted with one attempt", name, w, len(a.starts))
@@ -315,7 +315,7 @@ func TestExitsThatAreFailures(t *testing.T) {
 func TestRestartingCountsAsPresent(t *testing.T) {
 	e, _, f, a, events := runOne(t, api.Spec{Restart: &api.RestartPolicy{Attempts: 3}})
 	report(e, f, api.AgentWorkload{State: api.InstanceRestarting, Restarts: 1})
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	w := workload(f, "w0")
 	if w.State != api.StateRunning || w.Attempts != 0 || w.Generation != 1 || len(a.starts) != 1 || len(*events) != 0 {
 		t.Fatalf("restarting instance treated as gone: %+v, %d starts, events %v", w, len(a.starts), *events)
@@ -325,7 +325,7 @@ func TestRestartingCountsAsPresent(t *testing.T) {
 	}
 	// The same report without the instance: it is lost (the test can tell).
 	report(e, f, api.AgentWorkload{State: api.InstanceStopped})
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if w := workload(f, "w0"); w.Generation != 2 {
 		t.Fatalf("a vanished instance was not replaced: %+v", w)
 	}
@@ -338,7 +338,7 @@ func TestRestartingStrayIsStopped(t *testing.T) {
 		{ID: "w0", State: api.InstanceRunning, PID: workload(f, "w0").PID, Generation: 1},
 		{ID: "old", State: api.InstanceRestarting, Generation: 3},
 	}})
-	e.pass(context.Background(), false)
+	e.pass(context.Background(), false, false)
 	e.wg.Wait()
 	if stops := a.stopCalls(); !reflect.DeepEqual(stops, []string{"n1:80 old 3"}) {
 		t.Fatalf("stops %v", stops)
@@ -354,7 +354,7 @@ func TestFailedAfterRestartsIsMovedWithItsReason(t *testing.T) {
 	// Nowhere to go: it stays failed, and the reason says why it failed and
 	// why it waits.
 	e.health = healthy{}
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	w := workload(f, "w0")
 	want := "exited with code 137 on n1: OOM killed (after 2 restarts in place); no online node has passed a health check under this leader yet"
 	if w.State != api.StateFailed || w.Attempts != 1 || w.Reason != want || w.Restarts != 2 {
@@ -372,7 +372,7 @@ func TestReportedFieldsRecordedOnChange(t *testing.T) {
 		Ports: map[string]int{"http": 20001, "bogus": 1}}
 	for range 3 {
 		report(e, f, healthyReport)
-		e.pass(context.Background(), false)
+		e.pass(context.Background(), false, false)
 	}
 	w := workload(f, "w0")
 	if w.Health != api.HealthHealthy || !reflect.DeepEqual(w.Ports, map[string]int{"http": 20001}) {
@@ -383,7 +383,7 @@ func TestReportedFieldsRecordedOnChange(t *testing.T) {
 	}
 	// A restart in place: new pid, one more restart, unknown health.
 	report(e, f, api.AgentWorkload{State: api.InstanceRunning, PID: pid + 1, Restarts: 1, Health: api.HealthUnknown, Ports: map[string]int{"http": 20001}})
-	e.pass(context.Background(), false)
+	e.pass(context.Background(), false, false)
 	w = workload(f, "w0")
 	if w.PID != pid+1 || w.Restarts != 1 || w.Health != "" || count.get(&fsm.UpdateInstances{}) != 2 {
 		t.Fatalf("after a restart in place: %+v", w)
@@ -427,14 +427,14 @@ func TestBusyNodesGiveAReason(t *testing.T) {
 	submitSpec(t, f, 0, 1, api.Spec{})
 	e := New(Config{Term: 7, MaxAttempts: 3, CPULimit: 80}, st, healthy{"n1": 95}, &agents{})
 	e.started = time.Now().Add(-time.Hour)
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	w := workload(f, "w0")
 	want := "every online node checked is at or over the 80% CPU limit (see scheduler health)"
 	if w.State != api.StatePending || w.Reason != want {
 		t.Fatalf("%+v, want pending with reason %q", w, want)
 	}
 	e.health = healthy{"n1": 10}
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if w := workload(f, "w0"); w.State != api.StateRunning {
 		t.Fatalf("not placed once the node is below the limit: %+v", w)
 	}
@@ -448,7 +448,7 @@ func TestStoppingInstanceHoldsItsRoom(t *testing.T) {
 	submitSpec(t, f, 0, 1, resources(1000, 0))
 	e := New(Config{Term: 7, MaxAttempts: 3}, st, healthy{"n1": 1}, &agents{})
 	e.started = time.Now().Add(-time.Hour)
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	w := workload(f, "w0")
 	if w.State != api.StateRunning {
 		t.Fatalf("not running: %+v", w)
@@ -459,7 +459,7 @@ func TestStoppingInstanceHoldsItsRoom(t *testing.T) {
 	e.mu.Lock()
 	e.observed["n1"] = observation{status: api.AgentStatus{Workloads: []api.AgentWorkload{stillRunning}}, at: time.Now()}
 	e.mu.Unlock()
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if got := workload(f, "w1"); got.State != api.StatePending || got.Node != "" {
 		t.Fatalf("placed into the room of an instance still stopping: %+v", got)
 	}
@@ -467,7 +467,7 @@ func TestStoppingInstanceHoldsItsRoom(t *testing.T) {
 	e.mu.Lock()
 	e.observed["n1"] = observation{status: api.AgentStatus{Workloads: []api.AgentWorkload{stillRunning}}, at: time.Now()}
 	e.mu.Unlock()
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	if got := workload(f, "w1"); got.State != api.StateRunning {
 		t.Fatalf("not placed once the instance was gone: %+v", got)
 	}

@@ -16,7 +16,7 @@ func TestFailedWorkloadMovesToAnotherNode(t *testing.T) {
 	submitSpec(t, f, 0, 1, api.Spec{Restart: &api.RestartPolicy{Attempts: 3}})
 	e := New(Config{Term: 7, MaxAttempts: 3}, st, healthy{"n1": 1, "n2": 1, "n3": 1}, &agents{})
 	e.started = time.Now().Add(-time.Hour)
-	e.pass(context.Background(), true)
+	e.pass(context.Background(), true, false)
 	for attempt := 1; attempt <= 2; attempt++ {
 		w := workload(f, "w0")
 		if w.State != api.StateRunning || w.Node == "" {
@@ -30,7 +30,7 @@ func TestFailedWorkloadMovesToAnotherNode(t *testing.T) {
 		}}}, at: w.UpdatedAt.Add(time.Minute)}
 		e.dirty[w.Node] = true
 		e.mu.Unlock()
-		e.pass(context.Background(), true)
+		e.pass(context.Background(), true, false)
 		after := workload(f, "w0")
 		if after.State != api.StateRunning || after.Attempts != attempt || after.Generation != w.Generation+1 {
 			t.Fatalf("after failing on %s: %+v, want running again with %d attempts", w.Node, after, attempt)
