@@ -128,7 +128,7 @@ func TestBenchLeaderFailover(t *testing.T) {
 		clusters[m] = newTestClusterWith(t, certs)
 		clusters[m].startReplicas(3)
 	}
-	const runs = 15
+	runs := benchInt("MO_BENCH_LEADER_KILLS", 20)
 	var ds [2][]time.Duration
 	for i := 0; i < runs; i++ {
 		for m, tc := range clusters {
@@ -136,6 +136,8 @@ func TestBenchLeaderFailover(t *testing.T) {
 		}
 	}
 	reportBench(benchRow{name: "leader kill -9 -> write accepted", off: ds[0], on: ds[1]})
+	recordDurations(t, "leader kill -9 -> a write accepted", "p99 < 2s", ds[0], 2*time.Second,
+		fmt.Sprintf("TLS off; TLS on median %s p99 %s", roundDur(percentile(ds[1], 50)), roundDur(percentile(ds[1], 99))))
 }
 
 // leaderTrial kills the leader, measures the time until another replica
@@ -180,7 +182,8 @@ func TestBenchSubmitThroughput(t *testing.T) {
 		clusters[m] = newTestClusterWith(t, certs)
 		clusters[m].startReplicas(3)
 	}
-	const rounds, clients, window = 3, 16, 4 * time.Second
+	const rounds, window = 3, 4 * time.Second
+	clients := benchInt("MO_BENCH_CLIENTS", 64)
 	measure := func(tc *testCluster, address string) (int64, []time.Duration, int64) {
 		var n, failed atomic.Int64
 		var lat []time.Duration
@@ -241,6 +244,18 @@ func TestBenchSubmitThroughput(t *testing.T) {
 			benchRow{name: "  latency of a submission via " + name, off: off.lat, on: on.lat})
 	}
 	reportBench(rows...)
+	for via, name := range []string{"the leader", "a follower"} {
+		off := res[via][0]
+		rate := float64(off.n) / secs
+		p99 := percentile(off.lat, 99)
+		target, ok := "≥ 4000/s, p99 < 50ms", rate >= 4000 && p99 < 50*time.Millisecond
+		if via == 1 {
+			target, ok = "≥ 3000/s", rate >= 3000
+		}
+		recordBench(t, benchRecord{Name: fmt.Sprintf("acknowledged submissions/s via %s (%d clients)", name, clients), Unit: "/s",
+			Target: target, Median: rate, P99: 0, N: int(off.n), OK: ok,
+			Note: fmt.Sprintf("TLS off; latency median %s p99 %s; TLS on %.0f/s", roundDur(percentile(off.lat, 50)), roundDur(p99), float64(res[via][1].n)/secs)})
+	}
 }
 
 // agentTrial kills an agent (and, when withLeader, the leader at the same
@@ -333,6 +348,7 @@ func TestBenchAgentFailover(t *testing.T) {
 		benchRow{name: "agent kill -9 -> workloads running", off: rec[0], on: rec[1]},
 		benchRow{name: "leader+agent kill -> offline", off: ldet[0], on: ldet[1]},
 		benchRow{name: "leader+agent kill -> running", off: lrec[0], on: lrec[1]})
+	recordAgentFailover(t, rec)
 }
 
 // One node's 1,000 workloads move to another node: time from the kill to all
@@ -363,4 +379,7 @@ func TestBenchMassRecovery(t *testing.T) {
 	})
 	fmt.Printf("\n1,000 workloads: placed and running in %s; after kill -9 of their node: offline in %s, all running elsewhere in %s\n",
 		placeTime.Round(time.Millisecond), detect.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	moved := time.Since(start)
+	recordDurations(t, "one node's 1,000 workloads moved (kill -9 -> all running)", "< 3s", []time.Duration{moved}, 3*time.Second,
+		fmt.Sprintf("offline after %s; default TLS mode", roundDur(detect)))
 }
