@@ -16,6 +16,9 @@ import (
 // fails.
 func TestSubmitBatcherMergesAndIsolatesRefusals(t *testing.T) {
 	f := fsm.New()
+	if err := f.ApplyCommand(&fsm.SubmitWorkloads{Workloads: []api.Workload{{ID: "taken", Name: "x", Command: "sleep"}}}); err != nil {
+		t.Fatal(err)
+	}
 	release := make(chan struct{})
 	var mu sync.Mutex
 	var sizes []int // the workloads of each entry, as it reaches apply
@@ -49,7 +52,7 @@ func TestSubmitBatcherMergesAndIsolatesRefusals(t *testing.T) {
 			defer wg.Done()
 			id := fmt.Sprintf("w%d", i)
 			if i == 3 {
-				id = "held" // a duplicate: the state refuses it
+				id = "taken" // a duplicate: the state refuses it
 			}
 			results[i] = b.submit(wl(id), uint64(10+i))
 		}()
@@ -72,8 +75,8 @@ func TestSubmitBatcherMergesAndIsolatesRefusals(t *testing.T) {
 	}
 	var count int
 	f.Read(func(s *fsm.State) { count = len(s.Workloads) })
-	if count != n {
-		t.Fatalf("%d workloads applied, want %d", count, n)
+	if count != n+1 { // the held one, the one taken before, and n-1 of the n
+		t.Fatalf("%d workloads in the state, want %d", count, n+1)
 	}
 	mu.Lock()
 	defer mu.Unlock()
