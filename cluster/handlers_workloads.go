@@ -126,9 +126,7 @@ func (r *Replica) handleSubmit(w http.ResponseWriter, req *http.Request, _ httpr
 		writeApplyError(w, err)
 		return
 	}
-	if ls := r.currentLeader(); ls != nil && ls.recovery != nil {
-		ls.recovery.KickNew() // a pass over what this added, not over the whole state
-	}
+	r.kickNewWorkloads()
 	api.WriteJSON(w, http.StatusCreated, api.SubmitResponse{IDs: ids})
 }
 

@@ -105,6 +105,14 @@ func (r *Replica) kickPlacement() {
 	}
 }
 
+// kickNewWorkloads wakes the recovery engine for a pass over the workloads
+// just created, not over the whole state.
+func (r *Replica) kickNewWorkloads() {
+	if ls := r.currentLeader(); ls != nil && ls.recovery != nil {
+		ls.recovery.KickNew()
+	}
+}
+
 // Read implements recovery.Store.
 func (r *Replica) Read(fn func(s *fsm.State)) { r.fsm.Read(fn) }
 

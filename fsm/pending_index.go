@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"reflect"
 	"sync"
 	"sync/atomic"
 
@@ -114,12 +113,4 @@ func (s *State) PendingIDs() []string {
 		ids = append(ids, id)
 	}
 	return ids
-}
-
-// Equal reports whether s and o hold the same replicated state (the
-// leader's index aside).
-func (s *State) Equal(o *State) bool {
-	a, b := *s, *o
-	a.idx, b.idx = nil, nil
-	return reflect.DeepEqual(&a, &b)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
@@ -135,6 +136,14 @@ func (s *State) validate() error {
 		}
 	}
 	return nil
+}
+
+// Equal reports whether s and o hold the same replicated state (the
+// leader's index aside).
+func (s *State) Equal(o *State) bool {
+	a, b := *s, *o
+	a.idx, b.idx = nil, nil
+	return reflect.DeepEqual(&a, &b)
 }
 
 // Clone returns a deep copy of the state.

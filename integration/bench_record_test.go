@@ -12,21 +12,12 @@ import (
 	"time"
 
 	"github.com/micro-orchestrator/mo/api"
+	"github.com/micro-orchestrator/mo/internal/benchrow"
 )
 
 // benchRecord is one line of the file named by MO_BENCH_OUT, which `make
-// bench` (scripts/bench.sh) gathers into bench.json. Durations are in
-// milliseconds; a rate row has its rate in median and no p99.
-type benchRecord struct {
-	Name   string  `json:"name"`
-	Unit   string  `json:"unit"`
-	Target string  `json:"target"`
-	Median float64 `json:"median"`
-	P99    float64 `json:"p99,omitempty"`
-	N      int     `json:"n"`
-	OK     bool    `json:"ok"`
-	Note   string  `json:"note,omitempty"`
-}
+// bench` (scripts/bench.sh) gathers into bench.json.
+type benchRecord = benchrow.Row
 
 var recordMu sync.Mutex
 
@@ -77,9 +68,10 @@ func recordAgentFailover(t testing.TB, rec [2][]time.Duration) {
 		fmt.Sprintf("TLS off; TLS on median %s", roundDur(percentile(rec[1], 50))))
 }
 
-// submitRate runs clients concurrent submitters against address for window
-// and returns the acknowledged submissions per second and their latencies.
-func submitRate(tc *testCluster, address string, clients int, window time.Duration) (float64, []time.Duration, int64) {
+// submitLoad runs clients concurrent submitters against address for window
+// and returns the acknowledged submissions, their latencies, the ones not
+// acknowledged and the time it took.
+func submitLoad(tc *testCluster, address string, clients int, window time.Duration) (int64, []time.Duration, int64, time.Duration) {
 	var n, failed atomic.Int64
 	var lat []time.Duration
 	var mu sync.Mutex
@@ -94,7 +86,7 @@ func submitRate(tc *testCluster, address string, clients int, window time.Durati
 			var mine []time.Duration
 			for time.Now().Before(stop) {
 				s := time.Now()
-				code, _, err := c.call("POST", address, "/workloads", api.SubmitRequest{Name: "rate", Command: "true"})
+				code, _, err := c.call("POST", address, "/workloads", api.SubmitRequest{Name: "load", Command: "true"})
 				if err == nil && code == http.StatusCreated {
 					n.Add(1)
 					mine = append(mine, time.Since(s))
@@ -108,7 +100,7 @@ func submitRate(tc *testCluster, address string, clients int, window time.Durati
 		}()
 	}
 	wg.Wait()
-	return float64(n.Load()) / time.Since(start).Seconds(), lat, failed.Load()
+	return n.Load(), lat, failed.Load(), time.Since(start)
 }
 
 // preload submits total pending workloads (no agents, so none is placed)
@@ -163,8 +155,9 @@ func TestBenchWriteRateVsSize(t *testing.T) {
 			preload(t, tc, l.http, size-total)
 			total = size
 		}
-		rate, lat, failed := submitRate(tc, l.http, clients, window)
-		total += int(rate * window.Seconds())
+		acked, lat, failed, took := submitLoad(tc, l.http, clients, window)
+		rate := float64(acked) / took.Seconds()
+		total += int(acked)
 		rates = append(rates, rate)
 		fmt.Printf("write rate at %d workloads: %.0f/s (p99 %s, %d failed)\n", size, rate, roundDur(percentile(lat, 99)), failed)
 	}

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,34 +183,6 @@ func TestBenchSubmitThroughput(t *testing.T) {
 	}
 	const rounds, window = 3, 4 * time.Second
 	clients := benchInt("MO_BENCH_CLIENTS", 64)
-	measure := func(tc *testCluster, address string) (int64, []time.Duration, int64) {
-		var n, failed atomic.Int64
-		var lat []time.Duration
-		var mu sync.Mutex
-		stop := time.Now().Add(window)
-		var wg sync.WaitGroup
-		for g := 0; g < clients; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := tc.newClient(tc.token)
-				for time.Now().Before(stop) {
-					s := time.Now()
-					code, _, err := c.call("POST", address, "/workloads", api.SubmitRequest{Name: "tp", Command: "true"})
-					if err == nil && code == http.StatusCreated {
-						n.Add(1)
-						mu.Lock()
-						lat = append(lat, time.Since(s))
-						mu.Unlock()
-					} else {
-						failed.Add(1)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		return n.Load(), lat, failed.Load()
-	}
 	type result struct {
 		n, failed int64
 		lat       []time.Duration
@@ -224,7 +195,7 @@ func TestBenchSubmitThroughput(t *testing.T) {
 				if via == 1 {
 					target = tc.followers()[0]
 				}
-				n, lat, failed := measure(tc, target.http)
+				n, lat, failed, _ := submitLoad(tc, target.http, clients, window)
 				res[via][m].n += n
 				res[via][m].failed += failed
 				res[via][m].lat = append(res[via][m].lat, lat...)

@@ -381,8 +381,8 @@ func (e *Engine) place(ctx context.Context, full bool) {
 	var waitUntil time.Time
 	e.store.Read(func(s *fsm.State) {
 		// The nodes first: which can take work.
-		var up []string // online, eligible, checked and below the CPU limit
-		live := false   // a node not offline, whose reports may show an earlier leader's start
+		var up []Candidate // online, eligible, checked and below the CPU limit (counts filled in below)
+		live := false      // a node not offline, whose reports may show an earlier leader's start
 		for _, id := range slices.Sorted(maps.Keys(s.Nodes)) {
 			n := s.Nodes[id]
 			if n.Status != api.NodeOffline {
@@ -397,7 +397,7 @@ func (e *Engine) place(ctx context.Context, full bool) {
 				busy++
 			}
 			if ok && v.Checked && v.Status == api.NodeOnline && v.CPU < e.cfg.CPULimit {
-				up = append(up, id)
+				up = append(up, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Capacity: n.Capacity})
 			}
 		}
 		ids, all := e.scope(s, full, len(up) == 0 && !live, noCandidateReason(online, busy, e.cfg.CPULimit))
@@ -509,11 +509,9 @@ func (e *Engine) place(ctx context.Context, full bool) {
 				hold(w)
 			}
 		}
-		for _, id := range up {
-			n := s.Nodes[id]
-			v, _ := e.health.NodeView(id)
-			cands = append(cands, Candidate{ID: id, Address: n.Address, CPU: v.CPU, Assigned: assigned[id], Leased: e.leased(id, now),
-				Capacity: n.Capacity, Allocated: allocated[id], Jobs: jobsOn[id]})
+		for _, c := range up {
+			c.Assigned, c.Leased, c.Allocated, c.Jobs = assigned[c.ID], e.leased(c.ID, now), allocated[c.ID], jobsOn[c.ID]
+			cands = append(cands, c)
 		}
 	})
 	if !waitUntil.IsZero() {

@@ -17,18 +17,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/micro-orchestrator/mo/internal/benchrow"
 )
 
-type row struct {
-	Name   string  `json:"name"`
-	Unit   string  `json:"unit"`
-	Target string  `json:"target"`
-	Median float64 `json:"median"`
-	P99    float64 `json:"p99,omitempty"`
-	N      int     `json:"n"`
-	OK     bool    `json:"ok"`
-	Note   string  `json:"note,omitempty"`
-}
+// row is one measured row, as the benchmarks record it.
+type row = benchrow.Row
 
 type machine struct {
 	Cores int    `json:"cores"`
